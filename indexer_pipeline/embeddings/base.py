@@ -1,0 +1,62 @@
+"""The contract every embedding provider keeps, whatever serves the vectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class EmbeddingError(RuntimeError):
+    """An embedding request failed in a way the run must report."""
+
+
+class EmbeddingAuthError(EmbeddingError):
+    """The API key is missing or rejected: fail at once, never retry for minutes."""
+
+
+@dataclass
+class EmbeddingStats:
+    requests: int = 0  # HTTP requests sent, retries included
+    failed_requests: int = 0  # requests answered by an error or lost (each retry counts)
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    tokens: int = 0  # tokens the provider billed (usage), or counted locally
+    inputs: int = 0
+    latencies_ms: list[float] = field(default_factory=list)  # one per successful request
+
+    def merge(self, other: "EmbeddingStats") -> None:
+        self.requests += other.requests
+        self.failed_requests += other.failed_requests
+        self.retries += other.retries
+        self.rate_limited += other.rate_limited
+        self.tokens += other.tokens
+        self.inputs += other.inputs
+        self.latencies_ms.extend(other.latencies_ms)
+
+
+@dataclass
+class EmbeddingOutcome:
+    """Vectors aligned with the inputs. An input is either embedded or named in `errors` — never dropped."""
+
+    vectors: list[np.ndarray | None]
+    errors: dict[int, str]  # input index -> reason (for example the API's 400 message)
+    stats: EmbeddingStats
+
+
+class Embedder(Protocol):
+    provider: str  # "openai" or "local"
+    model: str
+    dimensions: int
+    max_input_tokens: int  # the longest single input the model takes
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def token_offsets(self, text: str) -> list[int]:
+        """Character offset where each token of `text` starts (the chunker slices the original text)."""
+        ...
+
+    def embed(self, texts: list[str]) -> EmbeddingOutcome: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""The plain data that flows through the pipeline: units, documents, rejections, chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Namespace for deterministic point ids: the same chunk always gets the same UUID, so a
+# re-run overwrites instead of duplicating (the old system's random ids made 60 M duplicates).
+POINT_NAMESPACE = uuid.UUID("5b0f3c1e-8d1a-4f55-9a57-3f6c2f1d7a10")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SourceUnit:
+    """One Dagster partition: a Roo Code/Cline task folder, or a top-level entry of a document tree."""
+
+    key: str  # partition key: URL-safe, unique across corpus roots
+    root: Path  # the corpus root it was found in
+    path: Path  # the task folder, or the top-level folder/file
+    kind: str  # "task" or "tree"
+
+
+@dataclass
+class Document:
+    """A piece of source text with a stable id: one conversation message, one file, one JSONL/CSV row."""
+
+    doc_id: str  # stable across runs
+    unit: str
+    path: str  # path relative to the corpus root, for display
+    text: str
+    metadata: dict = field(default_factory=dict)  # source metadata copied onto every chunk's payload
+
+    @property
+    def sha256(self) -> str:
+        return sha256_text(self.text)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Input that could not become a document, with the reason a person can act on."""
+
+    unit: str
+    path: str
+    reason: str
+
+
+@dataclass
+class UnitContent:
+    unit: SourceUnit
+    documents: list[Document]
+    rejected: list[Rejection]
+
+    @property
+    def seen(self) -> int:
+        return len(self.documents) + len(self.rejected)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A redacted, token-bounded slice of a document; becomes exactly one Qdrant point."""
+
+    unit: str
+    doc_id: str
+    chunk_index: int
+    text: str
+    tokens: int
+    payload: dict  # source metadata (unit, doc_id, path, ...) without the text
+
+    @property
+    def text_sha256(self) -> str:
+        return sha256_text(self.text)
+
+    @property
+    def point_id(self) -> str:
+        return str(uuid.uuid5(POINT_NAMESPACE, f"{self.doc_id}\x1f{self.chunk_index}"))
