@@ -1,0 +1,195 @@
+"""The catalog: what the corpus held at the last read of each unit (documents, chunks, rejections).
+
+`raw_documents` writes it, the later stages and `status` read it. SQLite in WAL mode, so the
+sensor and the CLI can read while a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import Chunk, Rejection, UnitContent
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    fingerprint TEXT,
+    documents INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    read_at REAL,
+    indexed_at REAL,
+    indexed_fingerprint TEXT,
+    documents_indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    point_id TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS chunks_unit ON chunks(unit, doc_id, chunk_index);
+CREATE TABLE IF NOT EXISTS rejections (
+    unit TEXT NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_unit ON rejections(unit);
+"""
+
+
+@dataclass
+class UnitRecord:
+    key: str
+    kind: str
+    path: str
+    fingerprint: str | None
+    documents: int
+    rejected: int
+    chunks: int
+    read_at: float | None
+    indexed_at: float | None
+    indexed_fingerprint: str | None
+    documents_indexed: int
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def replace_unit(
+        self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None
+    ) -> None:
+        """Record what a unit holds now, atomically: a crash leaves the old record, never half of each."""
+        unit = content.unit
+        with self._transaction() as db:
+            db.execute("DELETE FROM chunks WHERE unit = ?", (unit.key,))
+            db.execute("DELETE FROM rejections WHERE unit = ?", (unit.key,))
+            db.executemany(
+                "INSERT INTO chunks (point_id, unit, doc_id, chunk_index, text, tokens, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (c.point_id, c.unit, c.doc_id, c.chunk_index, c.text, c.tokens, json.dumps(c.payload))
+                    for c in chunks
+                ],
+            )
+            db.executemany(
+                "INSERT INTO rejections (unit, path, reason) VALUES (?, ?, ?)",
+                [(r.unit, r.path, r.reason) for r in content.rejected],
+            )
+            db.execute(
+                "INSERT INTO units (key, kind, path, fingerprint, documents, rejected, chunks, read_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET kind=excluded.kind, path=excluded.path,"
+                " fingerprint=excluded.fingerprint, documents=excluded.documents,"
+                " rejected=excluded.rejected, chunks=excluded.chunks, read_at=excluded.read_at",
+                (
+                    unit.key,
+                    unit.kind,
+                    str(unit.path),
+                    fingerprint,
+                    len(content.documents),
+                    len(content.rejected),
+                    len(chunks),
+                    time.time(),
+                ),
+            )
+
+    def chunks(self, unit: str) -> list[Chunk]:
+        rows = self._db.execute(
+            "SELECT unit, doc_id, chunk_index, text, tokens, payload FROM chunks"
+            " WHERE unit = ? ORDER BY doc_id, chunk_index",
+            (unit,),
+        ).fetchall()
+        return [Chunk(u, d, i, t, n, json.loads(p)) for u, d, i, t, n, p in rows]
+
+    def set_chunk_errors(self, errors: dict[str, str | None]) -> None:
+        """point_id -> reason the chunk could not be embedded (None clears an earlier error)."""
+        with self._transaction() as db:
+            db.executemany("UPDATE chunks SET error = ? WHERE point_id = ?", [(e, p) for p, e in errors.items()])
+
+    def chunk_errors(self, unit: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT point_id, error FROM chunks WHERE unit = ? AND error IS NOT NULL", (unit,)
+        ).fetchall()
+        return dict(rows)
+
+    def mark_indexed(self, unit: str, documents_indexed: int) -> None:
+        """The unit's points match the catalog: remember which corpus state that was."""
+        self._db.execute(
+            "UPDATE units SET indexed_at = ?, indexed_fingerprint = fingerprint, documents_indexed = ?"
+            " WHERE key = ?",
+            (time.time(), documents_indexed, unit),
+        )
+
+    def rejections(self, units: Iterable[str] | None = None) -> list[Rejection]:
+        if units is None:
+            rows = self._db.execute("SELECT unit, path, reason FROM rejections ORDER BY unit, path").fetchall()
+        else:
+            keys = list(units)
+            rows = []
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                rows += self._db.execute(
+                    f"SELECT unit, path, reason FROM rejections WHERE unit IN ({','.join('?' * len(part))})"
+                    " ORDER BY unit, path",
+                    part,
+                ).fetchall()
+        return [Rejection(*r) for r in rows]
+
+    def unit(self, key: str) -> UnitRecord | None:
+        row = self._db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE key = ?", (key,)).fetchone()
+        return UnitRecord(*row) if row else None
+
+    def units(self) -> list[UnitRecord]:
+        return [UnitRecord(*r) for r in self._db.execute(f"SELECT {_UNIT_COLUMNS} FROM units ORDER BY key")]
+
+    def indexed_fingerprints(self) -> dict[str, str | None]:
+        return dict(self._db.execute("SELECT key, indexed_fingerprint FROM units"))
+
+    def forget_unit(self, key: str) -> None:
+        with self._transaction() as db:
+            for table, column in (("chunks", "unit"), ("rejections", "unit"), ("units", "key")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
+
+
+_UNIT_COLUMNS = (
+    "key, kind, path, fingerprint, documents, rejected, chunks, read_at, indexed_at,"
+    " indexed_fingerprint, documents_indexed"
+)

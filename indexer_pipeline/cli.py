@@ -1,0 +1,159 @@
+"""`indexer-pipeline`: index, search and inspect the index without opening the Dagster UI."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import textwrap
+
+from tqdm import tqdm
+
+from .config import Settings
+from .embeddings import EmbeddingAuthError
+from .pipeline import Indexer
+from .vectorstore.base import StoreBusyError, VectorStoreError
+
+FILTERS = {"unit": "unit", "workspace": "workspace", "task": "task_id", "role": "role"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="indexer-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_index = sub.add_parser("index", help="index the whole corpus, or some units, with a progress bar")
+    p_index.add_argument("--unit", action="append", help="a source unit key (repeatable); default: all")
+
+    p_search = sub.add_parser("search", help="search the index by meaning")
+    p_search.add_argument("query")
+    p_search.add_argument("--limit", type=int, default=10)
+    for flag in FILTERS:
+        p_search.add_argument(f"--{flag}", help=f"only results whose {FILTERS[flag]} is exactly this")
+    p_search.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p_status = sub.add_parser("status", help="units, documents, points, cache and rejected files")
+    p_status.add_argument("--json", action="store_true")
+
+    sub.add_parser("register", help="register the corpus's units as Dagster partitions (uses DAGSTER_HOME)")
+
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        with Indexer(settings, log=lambda m: print(m, file=sys.stderr)) as ix:
+            return COMMANDS[args.command](ix, args)
+    except (StoreBusyError, EmbeddingAuthError, VectorStoreError, ValueError, KeyError) as exc:
+        print(f"indexer-pipeline: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_index(ix: Indexer, args) -> int:
+    units = ix.units()
+    if args.unit:
+        by_key = {u.key: u for u in units}
+        missing = [k for k in args.unit if k not in by_key]
+        if missing:
+            raise KeyError(f"no such unit: {', '.join(missing)}")
+        units = [by_key[k] for k in args.unit]
+    with tqdm(total=3 * len(units), unit="step", desc="indexing", file=sys.stderr) as bar:
+        read, embedded, written = ix.index(units, progress=bar.update)
+    print(
+        f"{read.units} units, {read.documents} documents ({len(read.rejected)} rejected), {read.chunks} chunks; "
+        f"embedded {embedded.embedded} (cache hits {embedded.cache_hits}, failed {embedded.failed}); "
+        f"points upserted {written.upserted}, unchanged {written.unchanged}, deleted {written.deleted}; "
+        f"success rate {written.success_rate:.1%}; "
+        f"{read.seconds + embedded.seconds + written.seconds:.1f} s"
+    )
+    return 0 if not written.failed_units else 1
+
+
+def cmd_search(ix: Indexer, args) -> int:
+    filters = {FILTERS[f]: getattr(args, f) for f in FILTERS if getattr(args, f)}
+    hits = ix.search(args.query, limit=args.limit, filters=filters or None)
+    if args.json:
+        rows = [{"score": round(h.score, 4), "id": h.id, **h.payload} for h in hits]
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not hits:
+        print("no results")
+        return 0
+    width = shutil.get_terminal_size((120, 20)).columns
+    for h in hits:
+        where = h.payload.get("task_id") or h.payload.get("path", "")
+        role = f" [{h.payload['role']}]" if h.payload.get("role") else ""
+        snippet = " ".join(h.payload.get("text", "").split())
+        print(f"{h.score:6.3f}  {h.payload.get('unit', '')}  {where}{role}")
+        print(textwrap.indent(textwrap.shorten(snippet, width=max(40, width - 10) * 2), "        "))
+    return 0
+
+
+def status_report(ix: Indexer) -> dict:
+    units = ix.catalog.units()
+    indexed = [u.indexed_at for u in units if u.indexed_at]
+    report = {
+        "collection": ix.settings.collection,
+        "store": ix.settings.qdrant_url or str(ix.settings.edge_path),
+        "units_in_corpus": len(ix.units()),
+        "units_read": len(units),
+        "units_indexed": len(indexed),
+        "units_pending": [u.key for u in units if u.indexed_fingerprint != u.fingerprint],
+        "documents": sum(u.documents for u in units),
+        "documents_indexed": sum(u.documents_indexed for u in units),
+        "documents_rejected": sum(u.rejected for u in units),
+        "chunks": sum(u.chunks for u in units),
+        "last_indexed": _iso(max(indexed)) if indexed else None,
+        "cache": ix.cache.stats(),
+        "rejected_files": [r.__dict__ for r in ix.catalog.rejections()],
+    }
+    try:
+        report["points"] = ix.store(wait_s=5.0).count()
+    except StoreBusyError as exc:
+        report["points"] = None
+        report["store_busy"] = str(exc)
+    return report
+
+
+def cmd_status(ix: Indexer, args) -> int:
+    report = status_report(ix)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    points = report["points"] if report["points"] is not None else f"unknown ({report['store_busy']})"
+    print(f"collection       {report['collection']} at {report['store']}")
+    print(f"units            {report['units_in_corpus']} in corpus, {report['units_indexed']} indexed, "
+          f"{len(report['units_pending'])} pending")
+    print(f"documents        {report['documents']} ({report['documents_indexed']} indexed, "
+          f"{report['documents_rejected']} rejected)")
+    print(f"chunks / points  {report['chunks']} / {points}")
+    print(f"last indexed     {report['last_indexed'] or 'never'}")
+    print(f"embedding cache  {report['cache']}")
+    if report["rejected_files"]:
+        print("rejected files:")
+        for r in report["rejected_files"]:
+            print(f"  {r['unit']}  {r['path']}: {r['reason']}")
+    return 0
+
+
+def cmd_register(ix: Indexer, args) -> int:
+    import dagster as dg
+
+    from .dagster_defs.partitions import register_units
+
+    keys = [u.key for u in ix.units()]
+    with dg.DagsterInstance.get() as instance:
+        added = register_units(instance, keys)
+    print(f"{len(keys)} units in the corpus, {len(added)} newly registered as partitions")
+    return 0
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "register": cmd_register}
+
+if __name__ == "__main__":
+    sys.exit(main())

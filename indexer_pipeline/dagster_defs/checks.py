@@ -1,0 +1,125 @@
+"""Asset checks: the sign-off thresholds, and the integrity checks that prove nothing was lost.
+
+They run inside the asset's own step (the figures they judge are measured there), so every
+materialization carries its results. In a run over one unit Dagster records them per partition;
+in a range run it records one result, whose description names the units that failed.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ..integrity import IntegrityReport
+from ..pipeline import EmbedReport, WriteReport
+from ..thresholds import Threshold, thresholds
+
+EMBEDDING_CHECKS = [
+    dg.AssetCheckSpec("request_latency_p95", asset="document_embeddings",
+                      description="p95 latency of embedding requests against the sign-off thresholds."),
+    dg.AssetCheckSpec("throughput", asset="document_embeddings",
+                      description="Documents per second, when anything needed embedding."),
+    dg.AssetCheckSpec("api_error_rate", asset="document_embeddings",
+                      description="Failed embedding requests / requests sent (retries included)."),
+]
+COLLECTION_CHECKS = [
+    dg.AssetCheckSpec("success_rate", asset="qdrant_collection",
+                      description="Documents indexed / documents seen (rejected files count as not indexed)."),
+    dg.AssetCheckSpec("upsert_latency_p95", asset="qdrant_collection",
+                      description="p95 latency of Qdrant upsert batches."),
+    dg.AssetCheckSpec("points_match_chunks", asset="qdrant_collection", blocking=True,
+                      description="Every chunk has its point; no duplicate or orphan point."),
+    dg.AssetCheckSpec("vectors_valid", asset="qdrant_collection", blocking=True,
+                      description="Sampled vectors: the model's dimension, finite, non-zero."),
+    dg.AssetCheckSpec("chunks_find_themselves", asset="qdrant_collection",
+                      description="Sampled chunks are among the top hits of a search by their own vector."),
+]
+
+_SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+
+
+def _judged(check: str, threshold: Threshold, value: float, extra: str = "") -> dg.AssetCheckResult:
+    verdict = threshold.judge(value)
+    return dg.AssetCheckResult(
+        check_name=check,
+        passed=verdict == "pass",
+        severity=_SEVERITY.get(verdict, dg.AssetCheckSeverity.ERROR),
+        metadata={"value": value, "warn_threshold": threshold.warn, "error_threshold": threshold.error},
+        description=threshold.describe(value) + extra,
+    )
+
+
+def _nothing_to_measure(check: str, why: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=check, passed=True, metadata={"measured": False}, description=why)
+
+
+def embedding_check_results(report: EmbedReport) -> list[dg.AssetCheckResult]:
+    t = thresholds()
+    meta = report.metadata()
+    if report.stats.requests == 0:
+        why = f"Nothing needed embedding: all {report.chunks} chunks came from the cache."
+        return [_nothing_to_measure(spec.name, why) for spec in EMBEDDING_CHECKS]
+    return [
+        _judged("request_latency_p95", t["request_latency_p95_ms"], meta["request_latency_p95_ms"]),
+        _judged("throughput", t["docs_per_s"], meta["docs_per_s"]),
+        _judged("api_error_rate", t["error_rate"], meta["error_rate"]),
+    ]
+
+
+def collection_check_results(report: WriteReport, integrity: IntegrityReport) -> list[dg.AssetCheckResult]:
+    t = thresholds()
+    results = []
+    if report.documents_seen:
+        low = [u for u, (indexed, seen) in report.unit_counts.items() if seen and indexed / seen < t["success_rate"].warn]
+        extra = f"; units below the warn threshold: {', '.join(low[:20])}" if low else ""
+        results.append(_judged("success_rate", t["success_rate"], round(report.success_rate, 4), extra))
+    else:
+        results.append(_nothing_to_measure("success_rate", "No document was seen in these units."))
+    if report.upsert_latencies_ms:
+        results.append(
+            _judged("upsert_latency_p95", t["upsert_latency_p95_ms"], report.metadata()["upsert_latency_p95_ms"])
+        )
+    else:
+        results.append(_nothing_to_measure("upsert_latency_p95", "Nothing needed an upsert: every point was up to date."))
+
+    problems = {**{u: f"{n} missing" for u, n in integrity.missing.items()}}
+    for unit, n in integrity.orphans.items():
+        problems[unit] = f"{problems[unit]}, {n} orphan" if unit in problems else f"{n} orphan"
+    results.append(
+        dg.AssetCheckResult(
+            check_name="points_match_chunks",
+            passed=integrity.complete,
+            metadata={
+                "points_expected": integrity.points_expected,
+                "points_found": integrity.points_found,
+                "units_with_missing_points": len(integrity.missing),
+                "units_with_orphan_points": len(integrity.orphans),
+            },
+            description=(
+                f"All {integrity.points_expected} expected points present in {integrity.units} units, none extra."
+                if integrity.complete
+                else "Units with lost or extra points: " + "; ".join(f"{u} ({p})" for u, p in list(problems.items())[:20])
+            ),
+        )
+    )
+    bad = integrity.bad_dimension + integrity.bad_values
+    results.append(
+        dg.AssetCheckResult(
+            check_name="vectors_valid",
+            passed=not bad,
+            metadata={"sampled": integrity.sampled, "wrong_dimension": len(integrity.bad_dimension),
+                      "nan_or_zero": len(integrity.bad_values)},
+            description=f"{integrity.sampled} sampled vectors checked; invalid: {', '.join(bad[:10]) or 'none'}.",
+        )
+    )
+    results.append(
+        dg.AssetCheckResult(
+            check_name="chunks_find_themselves",
+            passed=not integrity.not_found_by_self,
+            metadata={"sampled": integrity.sampled, "not_found": len(integrity.not_found_by_self)},
+            description=(
+                f"{integrity.sampled - len(integrity.not_found_by_self)} of {integrity.sampled} sampled chunks "
+                "found themselves in the top hits."
+            ),
+        )
+    )
+    return results

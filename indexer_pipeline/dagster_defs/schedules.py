@@ -1,0 +1,45 @@
+"""Scheduled runs: a nightly reconcile that catches what the change sensor missed.
+
+A plain schedule on a dynamic-partitioned job requests no partition, so this one chooses its
+partitions itself: every unit whose files differ from what was last indexed successfully
+(changed without a tick, or whose run failed).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ..catalog import Catalog
+from ..corpus import corpus_fingerprints
+from .jobs import clean_up_job, index_job
+from .partitions import source_units
+from .resources import IndexerResource
+from .sensors import change_requests, plan_changes
+
+
+@dg.schedule(
+    job=index_job,
+    cron_schedule="0 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly: re-index every registered unit whose files differ from what was indexed.",
+)
+def nightly_reconcile(context: dg.ScheduleEvaluationContext, indexer: IndexerResource):
+    settings = indexer.settings()
+    fingerprints = corpus_fingerprints(settings.corpus_dirs)
+    partitions = list(context.instance.get_dynamic_partitions(source_units.name))
+    with Catalog(settings.catalog_path) as catalog:
+        indexed = catalog.indexed_fingerprints()
+    _, changed, _ = plan_changes(fingerprints, partitions, indexed)
+    if not changed:
+        return dg.SkipReason(f"all {len(partitions)} registered units are indexed")
+    # The date in the run key lets tonight re-request a change whose earlier run failed.
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    return change_requests(changed, fingerprints, partitions, prefix=f"reconcile-{day}:")
+
+
+nightly_clean_up = dg.ScheduleDefinition(
+    job=clean_up_job,
+    cron_schedule="30 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly: remove orphan points and stale partitions, prune the embedding cache.",
+)

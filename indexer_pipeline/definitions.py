@@ -1,0 +1,17 @@
+"""The Dagster code location: `dagster dev` (workspace.yaml) loads `defs` from here."""
+
+import dagster as dg
+
+from .dagster_defs.assets import document_embeddings, qdrant_collection, raw_documents
+from .dagster_defs.jobs import clean_up_job, index_job, register_units_job, remove_units_job
+from .dagster_defs.resources import IndexerResource
+from .dagster_defs.schedules import nightly_clean_up, nightly_reconcile
+from .dagster_defs.sensors import corpus_change_sensor
+
+defs = dg.Definitions(
+    assets=[raw_documents, document_embeddings, qdrant_collection],
+    jobs=[index_job, register_units_job, remove_units_job, clean_up_job],
+    sensors=[corpus_change_sensor],
+    schedules=[nightly_reconcile, nightly_clean_up],
+    resources={"indexer": IndexerResource()},
+)

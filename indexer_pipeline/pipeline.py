@@ -1,0 +1,428 @@
+"""The indexing core: read → chunk → embed (through the cache) → write to Qdrant, unit by unit.
+
+It knows nothing of Dagster; the assets and the CLI both call it. Each stage keeps its result in a
+real store (the catalog, the embedding cache, the vector store), so stages can run in separate
+processes and a re-run only does the work that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .catalog import Catalog
+from .chunking import chunk_document
+from .config import Settings
+from .corpus import discover_units, find_unit, unit_fingerprint
+from .embeddings import Embedder, EmbeddingStats, make_embedder
+from .embeddings.cache import EmbeddingCache
+from .metrics import percentile, stopwatch
+from .models import Chunk, Rejection, SourceUnit
+from .readers import read_unit
+from .vectorstore import open_store
+from .vectorstore.base import CONTENT_HASH, SearchHit, StoredPoint, VectorStore
+
+UPSERT_BATCH = 256
+# Chunks embedded together across units: enough to keep several full requests in flight,
+# few enough that memory stays bounded on a 100,000-document corpus.
+EMBED_GROUP_CHUNKS = 8192
+
+Progress = Callable[[int], None]  # called with the number of units just finished
+
+
+class UnknownUnitError(KeyError):
+    def __str__(self) -> str:
+        return f"no source unit {self.args[0]!r} in the corpus (run `indexer-pipeline status` to list units)"
+
+
+@dataclass
+class ReadReport:
+    units: int = 0
+    documents: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    chunks: int = 0
+    tokens: int = 0
+    redactions: int = 0
+    seconds: float = 0.0
+
+    def metadata(self) -> dict:
+        return {
+            "units": self.units,
+            "documents": self.documents,
+            "documents_rejected": len(self.rejected),
+            "chunks": self.chunks,
+            "tokens": self.tokens,
+            "secrets_redacted": self.redactions,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class EmbedReport:
+    units: int = 0
+    documents: int = 0
+    chunks: int = 0
+    cache_hits: int = 0
+    embedded: int = 0
+    failed: int = 0
+    estimated_cost_usd: float = 0.0
+    seconds: float = 0.0
+    stats: EmbeddingStats = field(default_factory=EmbeddingStats)
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.documents / self.seconds if self.seconds > 0 else 0.0
+
+    def metadata(self) -> dict:
+        s = self.stats
+        return {
+            "units": self.units,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.embedded + self.failed,
+            "embedded": self.embedded,
+            "embedding_failures": self.failed,
+            "tokens": s.tokens,
+            "estimated_cost_usd": round(self.estimated_cost_usd, 6),
+            "requests": s.requests,
+            "failed_requests": s.failed_requests,
+            "error_rate": round(s.failed_requests / s.requests, 4) if s.requests else 0.0,
+            "retries": s.retries,
+            "rate_limited_429": s.rate_limited,
+            "request_latency_p50_ms": round(percentile(s.latencies_ms, 50), 1),
+            "request_latency_p95_ms": round(percentile(s.latencies_ms, 95), 1),
+            "docs_per_s": round(self.docs_per_s, 2),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class WriteReport:
+    units: int = 0
+    documents: int = 0
+    documents_indexed: int = 0
+    documents_seen: int = 0
+    points_expected: int = 0
+    upserted: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    missing_vectors: int = 0
+    upsert_latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    failed_units: list[str] = field(default_factory=list)
+    unit_counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # unit -> (indexed, seen)
+
+    @property
+    def success_rate(self) -> float:
+        return self.documents_indexed / self.documents_seen if self.documents_seen else 1.0
+
+    def metadata(self) -> dict:
+        return {
+            "units": self.units,
+            "documents_seen": self.documents_seen,
+            "documents_indexed": self.documents_indexed,
+            "success_rate": round(self.success_rate, 4),
+            "points_expected": self.points_expected,
+            "points_upserted": self.upserted,
+            "points_unchanged": self.unchanged,
+            "points_deleted": self.deleted,
+            "chunks_without_vector": self.missing_vectors,
+            "upsert_latency_p95_ms": round(percentile(self.upsert_latencies_ms, 95), 1),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def content_hash(cache_key: str, payload: dict) -> str:
+    """Decides whether a stored point is up to date: same text, model and payload → no upsert."""
+    body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{cache_key}\x1f{body}".encode()).hexdigest()
+
+
+class Indexer:
+    """The open parts of one indexing session. Opened lazily, so a stage holds only what it needs:
+    only `write_units` (and search) opens the vector store, whose embedded folder admits one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        store: VectorStore | None = None,
+        log: Callable[[str], None] = lambda message: None,
+    ):
+        self.settings = settings
+        self.log = log
+        self._embedder = embedder
+        self._store = store
+        self._owns_store = store is None
+        self._catalog: Catalog | None = None
+        self._cache: EmbeddingCache | None = None
+
+    # -- the parts -------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.settings.catalog_path)
+        return self._catalog
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(
+                self.settings.cache_path,
+                ttl_s=self.settings.cache_ttl_days * 86400,
+                max_entries=self.settings.cache_max_entries,
+            )
+        return self._cache
+
+    def store(self, wait_s: float = 60.0) -> VectorStore:
+        if self._store is None:
+            self._store = open_store(self.settings, wait_s=wait_s)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None and self._owns_store:
+            self._store.close()
+            self._store = None
+        for part in (self._catalog, self._cache):
+            if part is not None:
+                part.close()
+        self._catalog = self._cache = None
+
+    def __enter__(self) -> "Indexer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- corpus ------------------------------------------------------------------------------
+    def units(self) -> list[SourceUnit]:
+        return discover_units(self.settings.corpus_dirs)
+
+    def resolve(self, keys: Iterable[str]) -> tuple[list[SourceUnit], list[str]]:
+        """Units for partition keys; keys whose unit left the corpus are returned apart."""
+        found, gone = [], []
+        for key in keys:
+            unit = find_unit(self.settings.corpus_dirs, key)
+            (found.append(unit) if unit else gone.append(key))
+        return found, gone
+
+    def cache_key(self, text: str) -> str:
+        e = self.embedder
+        return EmbeddingCache.key(e.provider, e.model, e.dimensions, text)
+
+    # -- stage 1: raw documents ----------------------------------------------------------------
+    def read_units(self, units: Iterable[SourceUnit], progress: Progress | None = None) -> ReadReport:
+        """Read, redact and chunk each unit; record documents, chunks and rejections in the catalog."""
+        report = ReadReport()
+        start = time.perf_counter()
+        max_tokens = min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
+        overlap = min(self.settings.chunk_overlap, max_tokens // 4)
+        for unit in units:
+            fingerprint = unit_fingerprint(unit)
+            content = read_unit(unit)
+            chunks: list[Chunk] = []
+            for doc in content.documents:
+                chunked = chunk_document(
+                    doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap
+                )
+                chunks.extend(chunked.chunks)
+                report.redactions += chunked.redactions
+            self.catalog.replace_unit(content, chunks, fingerprint)
+            report.units += 1
+            report.documents += len(content.documents)
+            report.rejected.extend(content.rejected)
+            report.chunks += len(chunks)
+            report.tokens += sum(c.tokens for c in chunks)
+            if progress:
+                progress(1)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # -- stage 2: embeddings -------------------------------------------------------------------
+    def embed_units(self, keys: Iterable[str], progress: Progress | None = None) -> EmbedReport:
+        """Embed every chunk the cache does not hold; chunks of many units share requests."""
+        report = EmbedReport()
+        start = time.perf_counter()
+        pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
+        texts: dict[str, str] = {}
+        units_in_group = 0
+
+        def flush() -> None:
+            nonlocal units_in_group
+            if texts:
+                self._embed_missing(texts, pending, report)
+            if progress and units_in_group:
+                progress(units_in_group)
+            pending.clear()
+            texts.clear()
+            units_in_group = 0
+
+        for key in keys:
+            chunks = self.catalog.chunks(key)
+            record = self.catalog.unit(key)
+            report.units += 1
+            report.documents += record.documents if record else 0
+            report.chunks += len(chunks)
+            by_key = {c.point_id: self.cache_key(c.text) for c in chunks}
+            hits = self.cache.get_many(list(set(by_key.values())))
+            cleared = {}
+            for chunk in chunks:
+                ck = by_key[chunk.point_id]
+                if ck in hits:
+                    report.cache_hits += 1
+                    cleared[chunk.point_id] = None
+                else:
+                    pending.setdefault(ck, []).append(chunk.point_id)
+                    texts[ck] = chunk.text
+            if cleared:
+                self.catalog.set_chunk_errors(cleared)
+            units_in_group += 1
+            if len(texts) >= EMBED_GROUP_CHUNKS:
+                flush()
+        flush()
+        report.seconds = time.perf_counter() - start
+        report.estimated_cost_usd = _estimated_cost(self.embedder, report.stats.tokens)
+        return report
+
+    def _embed_missing(self, texts: dict[str, str], pending: dict[str, list[str]], report: EmbedReport):
+        keys = list(texts)
+        outcome = self.embedder.embed([texts[k] for k in keys])
+        report.stats.merge(outcome.stats)
+        fresh, errors = {}, {}
+        for i, ck in enumerate(keys):
+            vector = outcome.vectors[i]
+            if vector is None:
+                reason = outcome.errors.get(i, "no vector returned")
+                errors.update({pid: reason for pid in pending[ck]})
+                report.failed += len(pending[ck])
+            else:
+                fresh[ck] = np.asarray(vector, dtype=np.float32)
+                errors.update({pid: None for pid in pending[ck]})
+                report.embedded += len(pending[ck])
+        if fresh:
+            self.cache.put_many(fresh)
+        self.catalog.set_chunk_errors(errors)
+        if outcome.errors:
+            self.log(f"{len(outcome.errors)} of {len(keys)} texts could not be embedded")
+
+    # -- stage 3: the vector store ---------------------------------------------------------------
+    def write_units(self, keys: Iterable[str], progress: Progress | None = None) -> WriteReport:
+        """Upsert the points that changed, then delete the unit's points that no longer exist."""
+        report = WriteReport()
+        start = time.perf_counter()
+        store = self.store()
+        store.ensure_collection(self.embedder.dimensions)
+        for key in keys:
+            self._write_unit(store, key, report)
+            if progress:
+                progress(1)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> None:
+        record = self.catalog.unit(key)
+        chunks = self.catalog.chunks(key)
+        seen = (record.documents + record.rejected) if record else 0
+        report.units += 1
+        report.documents += record.documents if record else 0
+        report.documents_seen += seen
+        report.points_expected += len(chunks)
+        ckeys = {c.point_id: self.cache_key(c.text) for c in chunks}
+        vectors = self.cache.get_many(list(set(ckeys.values())))
+        existing = store.unit_hashes(key)
+        failed_docs: set[str] = set()
+        batch: list[StoredPoint] = []
+        for chunk in chunks:
+            ck = ckeys[chunk.point_id]
+            vector = vectors.get(ck)
+            if vector is None:
+                report.missing_vectors += 1
+                failed_docs.add(chunk.doc_id)
+                continue
+            payload = {**chunk.payload, "text": chunk.text, "tokens": chunk.tokens}
+            h = content_hash(ck, payload)
+            if existing.get(chunk.point_id) == h:
+                report.unchanged += 1
+                continue
+            payload[CONTENT_HASH] = h
+            batch.append(StoredPoint(chunk.point_id, vector.tolist(), payload))
+            if len(batch) >= UPSERT_BATCH:
+                self._upsert(store, batch, report)
+        self._upsert(store, batch, report)
+        # Delete only after the new points are written, so search never loses a document mid-update.
+        # A chunk that could not be embedded keeps its old point rather than leaving a hole.
+        expected = {c.point_id for c in chunks}
+        stale = [pid for pid in existing if pid not in expected]
+        if stale:
+            store.delete(stale)
+            report.deleted += len(stale)
+        indexed = (record.documents if record else 0) - len(failed_docs)
+        report.documents_indexed += indexed
+        report.unit_counts[key] = (indexed, seen)
+        if failed_docs:
+            report.failed_units.append(key)
+        else:
+            self.catalog.mark_indexed(key, indexed)
+
+    def _upsert(self, store: VectorStore, batch: list[StoredPoint], report: WriteReport) -> None:
+        if not batch:
+            return
+        with stopwatch(report.upsert_latencies_ms):
+            store.upsert(batch)
+        report.upserted += len(batch)
+        batch.clear()
+
+    def remove_units(self, keys: Iterable[str]) -> int:
+        """Delete the points and catalog records of units that left the corpus; returns points deleted."""
+        store = self.store()
+        deleted = 0
+        for key in keys:
+            ids = list(store.unit_hashes(key))
+            if ids:
+                store.delete(ids)
+                deleted += len(ids)
+            self.catalog.forget_unit(key)
+        return deleted
+
+    def orphan_units(self, in_corpus: set[str]) -> list[str]:
+        """Units that have points or catalog records but no longer exist in the corpus."""
+        known = set(self.store().units()) | {u.key for u in self.catalog.units()}
+        return sorted(known - in_corpus)
+
+    # -- everything, for the CLI -----------------------------------------------------------------
+    def index(
+        self, units: list[SourceUnit], progress: Progress | None = None
+    ) -> tuple[ReadReport, EmbedReport, WriteReport]:
+        keys = [u.key for u in units]
+        return (
+            self.read_units(units, progress),
+            self.embed_units(keys, progress),
+            self.write_units(keys, progress),
+        )
+
+    # -- reading the index ------------------------------------------------------------------------
+    def search(self, query: str, limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
+        if not query.strip():
+            raise ValueError("the search query is empty")
+        outcome = self.embedder.embed([query])
+        vector = outcome.vectors[0]
+        if vector is None:
+            raise RuntimeError(f"the query could not be embedded: {outcome.errors.get(0)}")
+        return self.store(wait_s=10.0).search(np.asarray(vector).tolist(), limit=limit, filters=filters)
+
+
+def _estimated_cost(embedder: Embedder, tokens: int) -> float:
+    estimate = getattr(embedder, "estimated_cost_usd", None)
+    return float(estimate(tokens)) if estimate else 0.0
