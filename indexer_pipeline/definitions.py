@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .dagster_defs.alerts import alert_on_check_error, alert_on_run_failure
 from .dagster_defs.assets import document_embeddings, qdrant_collection, raw_documents
 from .dagster_defs.jobs import clean_up_job, index_job, register_units_job, remove_units_job
 from .dagster_defs.resources import IndexerResource
@@ -11,7 +12,7 @@ from .dagster_defs.sensors import corpus_change_sensor
 defs = dg.Definitions(
     assets=[raw_documents, document_embeddings, qdrant_collection],
     jobs=[index_job, register_units_job, remove_units_job, clean_up_job],
-    sensors=[corpus_change_sensor],
+    sensors=[corpus_change_sensor, alert_on_run_failure, alert_on_check_error],
     schedules=[nightly_reconcile, nightly_clean_up],
     resources={"indexer": IndexerResource()},
 )

@@ -10,6 +10,7 @@ run retries, and whatever is still pending is requested again by the nightly rec
 from __future__ import annotations
 
 import hashlib
+import os
 
 import dagster as dg
 
@@ -73,7 +74,7 @@ def change_requests(
 
 @dg.sensor(
     jobs=[index_job, remove_units_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=int(os.environ.get("INDEXER_SENSOR_INTERVAL_S", "30")),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Indexes new and changed source units and removes deleted ones from the collection.",
 )

@@ -1,0 +1,314 @@
+"""Where the corpus's source units are, what their partition keys are, and which files belong to each.
+
+A corpus is one or more roots. In each root:
+- Roo Code / Cline task storage: every folder in `tasks/` is a task unit (names starting with `_` or
+  `.`, such as `tasks/_index.json`, are Roo's bookkeeping). A root that is itself named `tasks` is read
+  the same way, and any other top-level folder holding a conversation file is a task too.
+- Everything else at the top level (not hidden) is a document-tree unit: a folder, walked recursively,
+  or a single file of a supported format. Top-level files of other formats are not units: they could
+  never produce a document.
+
+Only file metadata is read here (never contents), so the change sensor can fingerprint 10,000 units
+in a tick. Symlinks are followed only while they stay inside their corpus root; one that leaves it,
+loops or dangles becomes a `UnitFile` with a `problem`, which the reader records as a rejection.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .models import SourceUnit
+
+TASK_STORE = "tasks"
+# The files of a task folder the reader uses; the first four mark a folder as a task.
+TASK_MARKERS = (
+    "api_conversation_history.json",
+    "claude_messages.json",
+    "ui_messages.json",
+    "history_item.json",
+)
+TASK_FILES = (*TASK_MARKERS, "task_metadata.json")
+
+# Document-tree files by suffix (lower-cased) → format name recorded in the metadata.
+TREE_FORMATS = {
+    ".md": "md",
+    ".markdown": "md",
+    ".txt": "txt",
+    ".text": "txt",
+    ".rst": "rst",
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".csv": "csv",
+}
+
+MAX_KEY_LENGTH = 120
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class CorpusError(RuntimeError):
+    """A root or task store that cannot be listed. Raised, never skipped: an empty listing would
+    look like every unit was deleted, and the cleanup job would remove their points."""
+
+
+@dataclass(frozen=True)
+class UnitFile:
+    """A file of a unit as the walk found it; `problem` says why it cannot be read, if so."""
+
+    path: Path  # where to open it (a symlink inside the corpus is opened through its link)
+    rel: str  # path relative to the corpus root, "/"-separated, valid UTF-8 (for display and doc ids)
+    size: int = 0
+    mtime_ns: int = 0
+    problem: str | None = None
+
+
+# -- unit keys ---------------------------------------------------------------------------------
+
+
+def _short_hash(value: str, length: int = 8) -> str:
+    return hashlib.sha1(os.fsencode(value)).hexdigest()[:length]
+
+
+def _with_suffix(base: str, suffix: str) -> str:
+    """`base-suffix`, with `base` cut so the key stays within MAX_KEY_LENGTH."""
+    return f"{base[: MAX_KEY_LENGTH - len(suffix) - 1].rstrip('-')}-{suffix}"
+
+
+def make_key(prefix: str, name: str) -> str:
+    """A URL-safe partition key for a name. When slugging changed the name, or it had to be cut, a
+    hash of the original is appended, so two different names never share a key."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()  # é → e
+    slug = _UNSAFE.sub("-", ascii_name).strip("-")
+    key = prefix + slug
+    if slug == name and len(key) <= MAX_KEY_LENGTH:
+        return key
+    return _with_suffix(key, _short_hash(name))
+
+
+def display_text(text: str) -> str:
+    """File names that are not UTF-8 arrive with surrogate escapes; show those bytes as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "replace")
+
+
+# -- discovery ---------------------------------------------------------------------------------
+
+
+_KEY_PREFIX = {"task": "task-", "tree": "doc-"}
+
+
+def _list_dir(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as entries:
+            return sorted(entries, key=lambda e: e.name)
+    except OSError as e:
+        raise CorpusError(f"cannot list corpus folder {path}: {e.strerror or e}") from e
+
+
+def _kind(name: str, path: str, is_dir: bool, in_store: bool) -> str | None:
+    """What an entry of a root (or of a task store) is: "task", "tree", or None when it is no unit."""
+    if in_store:
+        return "task" if is_dir and not name.startswith(("_", ".")) else None
+    if name.startswith(".") or (name == TASK_STORE and is_dir):  # the store's tasks are units, not it
+        return None
+    if is_dir and any(os.path.lexists(os.path.join(path, m)) for m in TASK_MARKERS):
+        return "task"
+    if is_dir or Path(name).suffix.lower() in TREE_FORMATS:
+        return "tree"
+    return None
+
+
+def _places(root: Path) -> list[tuple[Path, bool]]:
+    """The folders whose entries are units, each with whether it is a task store."""
+    if root.name == TASK_STORE:
+        return [(root, True)]
+    return [(root, False), (root / TASK_STORE, True)]
+
+
+def _roots(roots: Iterable[Path]) -> list[Path]:
+    unique = list(dict.fromkeys(Path(os.path.abspath(r)) for r in roots))  # a root listed twice counts once
+    for root in unique:
+        if not root.is_dir():
+            raise CorpusError(f"corpus root {root} is not a folder (check INDEXER_CORPUS_DIR)")
+    return unique
+
+
+def _root_units(root: Path) -> Iterator[tuple[Path, str]]:
+    """(path, kind) of each unit of one root."""
+    for folder, in_store in _places(root):
+        if in_store and not folder.is_dir():  # a root without tasks/
+            continue
+        for entry in _list_dir(folder):
+            kind = _kind(entry.name, entry.path, entry.is_dir(), in_store)
+            if kind:
+                yield Path(entry.path), kind
+
+
+def discover_units(roots: Iterable[Path]) -> list[SourceUnit]:
+    """Every source unit of the corpus, sorted by key. Keys are stable across runs; when a later root
+    yields a key already taken, the root's path hash (then the unit's path hash) is appended."""
+    taken: set[str] = set()
+    units = []
+    for root in _roots(roots):
+        for path, kind in _root_units(root):
+            key = make_key(_KEY_PREFIX[kind], path.name)
+            if key in taken:
+                key = _with_suffix(key, _short_hash(str(root), 6))
+            if key in taken:
+                key = _with_suffix(key, _short_hash(str(path)))
+            taken.add(key)
+            units.append(SourceUnit(key=key, root=root, path=path, kind=kind))
+    return sorted(units, key=lambda u: u.key)
+
+
+def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
+    """The unit with this partition key, or None when it is no longer in the corpus.
+
+    A key that is a plain prefix + file name names its unit directly, so a run over 10,000 partitions
+    does not list the corpus 10,000 times. Anything else (hashed keys, a name found in more than one
+    place, a unit that is gone) is settled by full discovery, which defines the keys.
+    """
+    name = key.partition("-")[2]
+    hits = []
+    for root in _roots(roots):
+        for folder, in_store in _places(root):
+            path = os.path.join(folder, name)
+            if not name or not os.path.lexists(path):
+                continue
+            kind = _kind(name, path, os.path.isdir(path), in_store)
+            if kind and make_key(_KEY_PREFIX[kind], name) == key:
+                hits.append(SourceUnit(key=key, root=root, path=Path(path), kind=kind))
+    if len(hits) == 1:
+        return hits[0]
+    return next((u for u in discover_units(roots) if u.key == key), None)
+
+
+# -- the files of a unit -----------------------------------------------------------------------
+
+
+@dataclass
+class _Walk:
+    unit: SourceUnit
+
+    @cached_property
+    def root_real(self) -> str:  # only needed when a symlink turns up
+        return os.path.realpath(self.unit.root)
+
+    def visits(self, name: str) -> bool:
+        """Whether a folder's entry is looked at: a task's own files, or any visible name in a tree."""
+        return name in TASK_FILES if self.unit.kind == "task" else not name.startswith(".")
+
+    def wants(self, name: str) -> bool:
+        """Whether a file of this name is read."""
+        return self.visits(name) and (self.unit.kind == "task" or Path(name).suffix.lower() in TREE_FORMATS)
+
+    def entry(self, path: str, rel: str, is_link: bool, is_dir: bool, ancestors: tuple[str, ...]):
+        """UnitFiles for one directory entry: a file, a folder (walked) or a symlink (checked first)."""
+        if is_link:
+            yield from self.symlink(path, rel, ancestors)
+        elif is_dir:
+            yield from self.folder(path, rel, ancestors)
+        elif self.wants(os.path.basename(path)):
+            yield self.file(path, rel, os.lstat)
+
+    def folder(self, path: str, rel: str, ancestors: tuple[str, ...]):
+        if self.unit.kind == "task" and ancestors:  # below a task folder only its own files are visited
+            yield UnitFile(Path(path), rel, problem="expected a file, found a folder")
+            return
+        try:
+            with os.scandir(path) as it:
+                entries = [e for e in it if self.visits(e.name)]
+        except OSError as e:
+            yield UnitFile(Path(path), rel, problem=f"cannot list folder: {os_error_reason(e)}")
+            return
+        for e in entries:
+            is_link, is_dir = e.is_symlink(), e.is_dir(follow_symlinks=False)
+            yield from self.entry(
+                e.path, f"{rel}/{display_text(e.name)}", is_link, is_dir, (*ancestors, path)
+            )
+
+    def symlink(self, path: str, rel: str, ancestors: tuple[str, ...]):
+        name = os.path.basename(path)
+        target = os.path.realpath(path)
+        try:
+            st, error = os.stat(path), None
+        except OSError as e:
+            st, error = None, e
+        if error is not None and error.errno == errno.ELOOP:
+            problem = "symlink loop"
+        elif not (target == self.root_real or target.startswith(self.root_real + os.sep)):
+            problem = f"symlink leaves the corpus (points to {display_text(target)})"
+        elif error is not None:
+            problem = f"broken symlink: {os_error_reason(error)}"
+        elif stat.S_ISDIR(st.st_mode) and target in {os.path.realpath(a) for a in ancestors}:
+            problem = "symlink loop (points to a folder that contains it)"
+        elif stat.S_ISDIR(st.st_mode):
+            yield from self.folder(path, rel, ancestors)
+            return
+        else:
+            if self.wants(name):
+                yield self.file(path, rel, os.stat)
+            return
+        # A bad link is worth a rejection only if it could have held something the reader wants.
+        could_be_folder = stat.S_ISDIR(st.st_mode) if st else not Path(name).suffix
+        if self.wants(name) or could_be_folder:
+            yield UnitFile(Path(path), rel, problem=problem)
+
+    @staticmethod
+    def file(path: str, rel: str, stat_fn) -> UnitFile:
+        try:
+            st = stat_fn(path)
+        except OSError as e:
+            return UnitFile(Path(path), rel, problem=os_error_reason(e))
+        return UnitFile(Path(path), rel, st.st_size, st.st_mtime_ns)
+
+
+def os_error_reason(error: OSError) -> str:
+    """An OSError as a short reason for a rejection."""
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return (error.strerror or str(error)).lower()
+
+
+def unit_files(unit: SourceUnit) -> list[UnitFile]:
+    """The files the reader will read for this unit, sorted by relative path: a task's conversation and
+    metadata files, or a tree's files of supported formats (hidden names skipped)."""
+    path = str(unit.path)
+    rel = display_text(unit.path.relative_to(unit.root).as_posix())
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return []  # the unit left the corpus since discovery: it has no files now
+    except OSError as e:
+        return [UnitFile(unit.path, rel, problem=os_error_reason(e))]
+    files = _Walk(unit).entry(path, rel, stat.S_ISLNK(st.st_mode), stat.S_ISDIR(st.st_mode), ())
+    return sorted(files, key=lambda f: f.rel)
+
+
+# -- fingerprints ------------------------------------------------------------------------------
+
+
+def unit_fingerprint(unit: SourceUnit) -> str:
+    """A hash of (relative path, size, mtime_ns, problem) of the unit's files: changes when any file
+    the reader uses is added, removed, rewritten or touched. No file is opened."""
+    h = hashlib.blake2b(digest_size=16)
+    for f in unit_files(unit):
+        h.update(f"{f.rel}\0{f.size}\0{f.mtime_ns}\0{f.problem or ''}\0".encode())
+    return h.hexdigest()
+
+
+def corpus_fingerprints(roots: Iterable[Path]) -> dict[str, str]:
+    return {unit.key: unit_fingerprint(unit) for unit in discover_units(roots)}
