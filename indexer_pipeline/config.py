@@ -72,6 +72,7 @@ class Settings:
             chunk_overlap=_int("INDEXER_CHUNK_OVERLAP", 40),
             cache_ttl_days=_float("INDEXER_CACHE_TTL_DAYS", 7.0),
             cache_max_entries=_int("INDEXER_CACHE_MAX_ENTRIES", 2_000_000),
+            max_inputs_per_request=_int("EMBEDDING_MAX_INPUTS_PER_REQUEST", 2048),
             max_concurrency=_int("EMBEDDING_MAX_CONCURRENCY", 8),
             rpm_limit=_int("EMBEDDING_RPM", 3_000),
             tpm_limit=_int("EMBEDDING_TPM", 1_000_000),

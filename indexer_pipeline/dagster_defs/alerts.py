@@ -4,7 +4,6 @@ Set `INDEXER_ALERT_WEBHOOK_URL` to a Slack incoming-webhook URL (or anything tha
 `{"text": ...}` JSON). Without it the sensors skip. The URL itself is never logged: it is a secret.
 """
 
-from __future__ import annotations
 
 import json
 import os

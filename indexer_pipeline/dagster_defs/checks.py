@@ -5,7 +5,6 @@ materialization carries its results. In a run over one unit Dagster records them
 in a range run it records one result, whose description names the units that failed.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -4,7 +4,6 @@ API keys are deliberately not fields: run config is stored and shown in the UI, 
 the environment only (OPENAI_API_KEY, QDRANT_API_KEY).
 """
 
-from __future__ import annotations
 
 import os
 from contextlib import contextmanager

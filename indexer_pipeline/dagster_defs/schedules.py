@@ -5,7 +5,6 @@ partitions itself: every unit whose files differ from what was last indexed succ
 (changed without a tick, or whose run failed).
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,0 +1,321 @@
+"""An OpenAI-compatible embeddings server for tests and benchmarks, on 127.0.0.1.
+
+`POST /v1/embeddings` answers like the real API: float or base64 vectors, `dimensions`, usage
+tokens, the real 400s (too many inputs or tokens, an input over 8,192 tokens, an empty string), 401
+for a wrong key, and `x-ratelimit-*` headers on every response. Texts that share words get close
+vectors (a sum of per-word pseudo-random vectors), so search results mean something. A latency
+model and requests/tokens-per-minute buckets make it behave like a real account; faults (500s,
+429s, dropped connections, slow and malformed answers) can be switched on while it runs, and its
+counters let tests prove that nothing was lost or sent twice.
+
+    python -m indexer_pipeline.embeddings.simulator --port 8089 --latency-ms 350 --rpm 3000 --tpm 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import tokenizers
+
+MAX_INPUTS, MAX_REQUEST_TOKENS, MAX_INPUT_TOKENS = 2048, 300_000, 8192
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class Faults:
+    """Probabilities (0–1) per request, and counts of the next requests to fail a given way."""
+
+    error_500: float = 0.0
+    spurious_429: float = 0.0
+    drop: float = 0.0
+    malformed: float = 0.0
+    slow: float = 0.0
+    slow_ms: float = 2000.0
+    next_500: int = 0
+    next_429: int = 0
+    next_drop: int = 0
+    next_malformed: int = 0
+    retry_after_ms: float = 200.0  # sent with injected 429s
+    poison: str | None = None  # a request with an input containing this gets the real API's 400
+
+
+@dataclass
+class _Bucket:
+    capacity: float
+    level: float
+    updated: float = field(default_factory=time.monotonic)
+
+    def refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.capacity / 60)
+        self.updated = now
+
+    def seconds_until(self, amount: float) -> float:
+        return max(0.0, (min(amount, self.capacity) - self.level) * 60 / self.capacity)
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.3f}s"
+
+
+class EmbeddingSimulator:
+    def __init__(
+        self,
+        api_key: str = "sk-simulator-test-key",
+        dimensions: int = 1536,
+        latency_ms: float = 0.0,
+        per_token_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        port: int = 0,
+        seed: int = 0,
+    ):
+        self.api_key = api_key
+        self.dimensions = dimensions
+        self.latency_ms, self.per_token_ms, self.jitter_ms = latency_ms, per_token_ms, jitter_ms
+        self.rpm, self.tpm = rpm, tpm
+        self.faults = Faults()
+        self.port = port or _free_port()
+        self._random = random.Random(seed)
+        self._words: dict[tuple[str, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.reset_stats()
+
+    # -- control ------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def set_faults(self, **values) -> None:
+        self.faults = Faults(**values)
+
+    def set_limits(self, rpm: int | None, tpm: int | None) -> None:
+        self.rpm, self.tpm = rpm, tpm
+        self._requests = _Bucket(rpm, rpm) if rpm else None
+        self._tokens = _Bucket(tpm, tpm) if tpm else None
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats = {"requests": 0, "inputs": 0, "tokens": 0, "status": Counter(), "faults": Counter()}
+            self.embedded_texts: Counter = Counter()
+            self.request_sizes: list[tuple[int, int]] = []  # (inputs, tokens) of each request served
+        self.set_limits(self.rpm, self.tpm)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {**self._stats, "status": Counter(self._stats["status"]), "faults": Counter(self._stats["faults"])}
+
+    def start(self) -> "EmbeddingSimulator":
+        app = Starlette(routes=[Route("/v1/embeddings", self._embeddings, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                limit_concurrency=2000, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="embedding-simulator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the embedding simulator did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> "EmbeddingSimulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- the API --------------------------------------------------------------------------------------
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[key] += n
+
+    def _answer(self, status: int, body: dict, headers: dict | None = None) -> Response:
+        with self._lock:
+            self._stats["status"][status] += 1
+        return JSONResponse(body, status_code=status, headers={**self._limit_headers(), **(headers or {})})
+
+    def _error(self, status: int, message: str, kind: str, code: str | None = None, param=None, headers=None):
+        return self._answer(status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers)
+
+    def _limit_headers(self) -> dict:
+        headers = {}
+        for name, bucket in (("requests", self._requests), ("tokens", self._tokens)):
+            if bucket:
+                bucket.refill()
+                headers[f"x-ratelimit-limit-{name}"] = str(int(bucket.capacity))
+                headers[f"x-ratelimit-remaining-{name}"] = str(max(0, int(bucket.level)))
+                headers[f"x-ratelimit-reset-{name}"] = _duration(bucket.seconds_until(bucket.capacity))
+        return headers
+
+    def _take_fault(self, name: str) -> bool:
+        f = self.faults
+        if getattr(f, f"next_{name}", 0) > 0:
+            setattr(f, f"next_{name}", getattr(f, f"next_{name}") - 1)
+            hit = True
+        else:
+            probability = {"500": "error_500", "429": "spurious_429"}.get(name, name)
+            hit = self._random.random() < getattr(f, probability)
+        if hit:
+            with self._lock:
+                self._stats["faults"][name] += 1
+        return hit
+
+    async def _embeddings(self, request: Request) -> Response:
+        self._count("requests")
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        body = await request.json()
+        inputs = body.get("input")
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not inputs:
+            return self._error(400, "'input' is a required property", "invalid_request_error", param="input")
+        if len(inputs) > MAX_INPUTS:
+            return self._error(400, f"'$.input' is invalid: at most {MAX_INPUTS} inputs.", "invalid_request_error",
+                               param="input")
+        counts = [tokenizers.count_tokens(t) if isinstance(t, str) else len(t) for t in inputs]
+        if any(t == "" for t in inputs):
+            return self._error(400, "'$.input' is invalid: empty strings are not allowed.", "invalid_request_error",
+                               param="input")
+        if max(counts) > MAX_INPUT_TOKENS:
+            return self._error(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
+                               f"requested {max(counts)} tokens.", "invalid_request_error", param="input")
+        total = sum(counts)
+        if total > MAX_REQUEST_TOKENS:
+            return self._error(400, f"Requested {total} tokens, max {MAX_REQUEST_TOKENS} tokens per request",
+                               "max_tokens_per_request", param="input")
+        f = self.faults
+        if f.poison and any(isinstance(t, str) and f.poison in t for t in inputs):
+            return self._error(400, "Invalid input: the text could not be processed.", "invalid_request_error",
+                               param="input")
+
+        limited = self._rate_limit(total)
+        if limited is not None:
+            return limited
+        if self._take_fault("429"):
+            return self._error(429, "Rate limit reached (injected).", "requests", "rate_limit_exceeded",
+                               headers={"retry-after-ms": str(int(f.retry_after_ms)),
+                                        "retry-after": str(max(1, round(f.retry_after_ms / 1000)))})
+
+        delay = self.latency_ms + self.per_token_ms * total + self._random.uniform(0, self.jitter_ms)
+        if self._take_fault("slow"):
+            delay += f.slow_ms
+        await asyncio.sleep(delay / 1000)
+        if self._take_fault("500"):
+            return self._error(500, "The server had an error while processing your request.", "server_error")
+        if self._take_fault("drop"):
+            return _DroppedConnection()
+        if self._take_fault("malformed"):
+            with self._lock:
+                self._stats["status"][200] += 1
+            return Response("<html>502 Bad Gateway</html>", status_code=200, media_type="application/json",
+                            headers=self._limit_headers())
+
+        dims = int(body.get("dimensions") or self.dimensions)
+        vectors = [self.vector(t if isinstance(t, str) else " ".join(map(str, t)), dims) for t in inputs]
+        as_base64 = body.get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i,
+             "embedding": base64.b64encode(v.tobytes()).decode() if as_base64 else v.tolist()}
+            for i, v in enumerate(vectors)
+        ]
+        with self._lock:
+            self._stats["inputs"] += len(inputs)
+            self._stats["tokens"] += total
+            self.embedded_texts.update(t for t in inputs if isinstance(t, str))
+            self.request_sizes.append((len(inputs), total))
+        return self._answer(200, {"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": total, "total_tokens": total}})
+
+    def _rate_limit(self, tokens: int) -> Response | None:
+        waits = []
+        for bucket, amount in ((self._requests, 1), (self._tokens, tokens)):
+            if bucket:
+                bucket.refill()
+                waits.append(bucket.seconds_until(amount))
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            return self._error(429, f"Rate limit reached. Please try again in {wait:.3f}s.", "tokens",
+                               "rate_limit_exceeded",
+                               headers={"retry-after-ms": str(int(wait * 1000) + 1), "retry-after": str(int(wait) + 1)})
+        for bucket, amount in ((self._requests, 1), (self._tokens, tokens)):
+            if bucket:
+                bucket.level -= min(amount, bucket.capacity)
+        return None
+
+    def vector(self, text: str, dims: int) -> np.ndarray:
+        """Deterministic: the normalized sum of one pseudo-random vector per distinct word."""
+        words = set(_WORD.findall(text.lower())) or {text}
+        total = np.zeros(dims, dtype=np.float32)
+        for word in words:
+            v = self._words.get((word, dims))
+            if v is None:
+                seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                v = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
+                self._words[(word, dims)] = v
+            total += v
+        return total / (np.linalg.norm(total) or 1.0)
+
+
+class _DroppedConnection(Response):
+    """Announces a body, sends part of it, then fails: uvicorn closes the socket mid-response."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b'{"object": "li', "more_body": True})
+        raise ConnectionAbortedError("simulated dropped connection")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="OpenAI-compatible embeddings simulator on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--api-key", default="sk-simulator-test-key")
+    parser.add_argument("--latency-ms", type=float, default=350.0)
+    parser.add_argument("--per-token-ms", type=float, default=0.0)
+    parser.add_argument("--jitter-ms", type=float, default=50.0)
+    parser.add_argument("--rpm", type=int)
+    parser.add_argument("--tpm", type=int)
+    args = parser.parse_args()
+    sim = EmbeddingSimulator(args.api_key, latency_ms=args.latency_ms, per_token_ms=args.per_token_ms,
+                             jitter_ms=args.jitter_ms, rpm=args.rpm, tpm=args.tpm, port=args.port).start()
+    print(f"embedding simulator on {sim.base_url} (OPENAI_BASE_URL), key {args.api_key}", flush=True)
+    try:
+        sim._thread.join()
+    except KeyboardInterrupt:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The change sensor and the nightly reconcile schedule, evaluated against a real test instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from indexer_pipeline.catalog import Catalog
+from indexer_pipeline.corpus import discover_units, unit_fingerprint
+from indexer_pipeline.dagster_defs.partitions import source_units
+from indexer_pipeline.dagster_defs.resources import IndexerResource
+from indexer_pipeline.dagster_defs.schedules import nightly_reconcile
+from indexer_pipeline.dagster_defs.sensors import MAX_SINGLE_UNIT_RUNS, corpus_change_sensor
+from indexer_pipeline.models import UnitContent
+
+
+def write_task(root: Path, task_id: str, text: str) -> Path:
+    folder = root / "tasks" / task_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "api_conversation_history.json"
+    path.write_text(json.dumps([{"role": "user", "content": text, "ts": 1_760_000_000_000}]))
+    return path
+
+
+def touch_later(path: Path) -> None:
+    later = time.time_ns() + 5_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+@pytest.fixture
+def world(tmp_path):
+    corpus = tmp_path / "corpus"
+    for i in range(3):
+        write_task(corpus, f"t{i}", f"task number {i}")
+    resource = IndexerResource(corpus_dir=str(corpus), data_dir=str(tmp_path / "data"))
+    with dg.instance_for_test() as instance:
+        yield corpus, resource, instance
+
+
+def tick(instance, resource) -> dg.SensorResult:
+    result = corpus_change_sensor(dg.build_sensor_context(instance=instance, resources={"indexer": resource}))
+    for request in result.dynamic_partitions_requests or []:  # what the daemon applies after the tick
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    return result
+
+
+def index_all(resource: IndexerResource) -> None:
+    """Record every unit as indexed at its current fingerprint, as a successful run does."""
+    settings = resource.settings()
+    with Catalog(settings.catalog_path) as catalog:
+        for unit in discover_units(settings.corpus_dirs):
+            catalog.replace_unit(UnitContent(unit, [], []), [], unit_fingerprint(unit))
+            catalog.mark_indexed(unit.key, 0)
+
+
+def test_new_units_are_added_and_requested_as_one_range(world):
+    corpus, resource, instance = world
+    result = tick(instance, resource)
+    assert instance.get_dynamic_partitions(source_units.name) == ["task-t0", "task-t1", "task-t2"]
+    [run] = result.run_requests
+    assert run.tags["dagster/asset_partition_range_start"] == "task-t0"
+    assert run.tags["dagster/asset_partition_range_end"] == "task-t2"
+
+
+def test_unchanged_and_touched_but_unchanged_corpus_requests_nothing(world):
+    corpus, resource, instance = world
+    tick(instance, resource)
+    index_all(resource)
+    result = tick(instance, resource)
+    assert not result.run_requests and "all indexed" in result.skip_reason
+    # Touched without a content change: the fingerprint follows mtime, so the unit re-runs, and the
+    # content hashes inside the run make it cost no embedding and no upsert (see test_assets).
+    path = corpus / "tasks" / "t1" / "api_conversation_history.json"
+    touch_later(path)
+    [run] = tick(instance, resource).run_requests
+    assert run.partition_key == "task-t1"
+
+
+def test_changed_unit_is_requested_once_per_change(world):
+    corpus, resource, instance = world
+    tick(instance, resource)
+    index_all(resource)
+    path = write_task(corpus, "t2", "task number 2, edited")
+    touch_later(path)
+    first = tick(instance, resource).run_requests
+    second = tick(instance, resource).run_requests
+    assert [r.partition_key for r in first] == ["task-t2"]
+    # The same change gives the same run key, which Dagster launches only once.
+    assert [r.run_key for r in second] == [r.run_key for r in first]
+    write_task(corpus, "t2", "edited again")
+    touch_later(corpus / "tasks" / "t2" / "api_conversation_history.json")
+    third = tick(instance, resource).run_requests
+    assert third[0].run_key != first[0].run_key
+
+
+def test_deleted_unit_leaves_partitions_and_is_removed_from_the_store(world):
+    corpus, resource, instance = world
+    tick(instance, resource)
+    index_all(resource)
+    for f in (corpus / "tasks" / "t0").iterdir():
+        f.unlink()
+    (corpus / "tasks" / "t0").rmdir()
+    result = tick(instance, resource)
+    assert "task-t0" not in instance.get_dynamic_partitions(source_units.name)
+    [run] = result.run_requests
+    assert run.job_name == "remove_units_job"
+    assert run.run_config["ops"]["remove_units"]["config"]["unit_keys"] == ["task-t0"]
+
+
+def test_many_changed_units_go_out_as_one_range_run(world):
+    corpus, resource, instance = world
+    for i in range(3, 3 + MAX_SINGLE_UNIT_RUNS + 2):
+        write_task(corpus, f"t{i}", f"task number {i}")
+    tick(instance, resource)
+    index_all(resource)
+    for i in range(1, 3 + MAX_SINGLE_UNIT_RUNS + 1):
+        touch_later(corpus / "tasks" / f"t{i}" / "api_conversation_history.json")
+    [run] = tick(instance, resource).run_requests
+    assert run.tags["dagster/asset_partition_range_start"] == "task-t1"
+
+
+def test_reconcile_schedule_chooses_pending_units_itself(world):
+    corpus, resource, instance = world
+    tick(instance, resource)
+    index_all(resource)
+    context = dg.build_schedule_context(instance=instance, resources={"indexer": resource})
+    assert isinstance(nightly_reconcile(context), dg.SkipReason)
+    touch_later(corpus / "tasks" / "t0" / "api_conversation_history.json")
+    [run] = nightly_reconcile(context)
+    assert run.partition_key == "task-t0" and run.run_key.startswith("reconcile-")
