@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import time
@@ -76,7 +77,7 @@ def test_unchanged_and_touched_but_unchanged_corpus_requests_nothing(world):
     tick(instance, resource)
     index_all(resource)
     result = tick(instance, resource)
-    assert not result.run_requests and "all indexed" in result.skip_reason
+    assert not result.run_requests and "all indexed" in result.skip_reason.skip_message
     # Touched without a content change: the fingerprint follows mtime, so the unit re-runs, and the
     # content hashes inside the run make it cost no embedding and no upsert (see test_assets).
     path = corpus / "tasks" / "t1" / "api_conversation_history.json"
@@ -132,7 +133,10 @@ def test_reconcile_schedule_chooses_pending_units_itself(world):
     corpus, resource, instance = world
     tick(instance, resource)
     index_all(resource)
-    context = dg.build_schedule_context(instance=instance, resources={"indexer": resource})
+    context = dg.build_schedule_context(
+        instance=instance, resources={"indexer": resource},
+        scheduled_execution_time=datetime.datetime(2026, 11, 24, 3, 0, tzinfo=datetime.timezone.utc),
+    )
     assert isinstance(nightly_reconcile(context), dg.SkipReason)
     touch_later(corpus / "tasks" / "t0" / "api_conversation_history.json")
     [run] = nightly_reconcile(context)

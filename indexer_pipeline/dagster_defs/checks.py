@@ -11,25 +11,26 @@ import dagster as dg
 from ..integrity import IntegrityReport
 from ..pipeline import EmbedReport, WriteReport
 from ..thresholds import Threshold, thresholds
+from .partitions import source_units
 
 EMBEDDING_CHECKS = [
-    dg.AssetCheckSpec("request_latency_p95", asset="document_embeddings",
+    dg.AssetCheckSpec("request_latency_p95", asset="document_embeddings", partitions_def=source_units,
                       description="p95 latency of embedding requests against the sign-off thresholds."),
-    dg.AssetCheckSpec("throughput", asset="document_embeddings",
+    dg.AssetCheckSpec("throughput", asset="document_embeddings", partitions_def=source_units,
                       description="Documents per second, when anything needed embedding."),
-    dg.AssetCheckSpec("api_error_rate", asset="document_embeddings",
+    dg.AssetCheckSpec("api_error_rate", asset="document_embeddings", partitions_def=source_units,
                       description="Failed embedding requests / requests sent (retries included)."),
 ]
 COLLECTION_CHECKS = [
-    dg.AssetCheckSpec("success_rate", asset="qdrant_collection",
+    dg.AssetCheckSpec("success_rate", asset="qdrant_collection", partitions_def=source_units,
                       description="Documents indexed / documents seen (rejected files count as not indexed)."),
-    dg.AssetCheckSpec("upsert_latency_p95", asset="qdrant_collection",
+    dg.AssetCheckSpec("upsert_latency_p95", asset="qdrant_collection", partitions_def=source_units,
                       description="p95 latency of Qdrant upsert batches."),
-    dg.AssetCheckSpec("points_match_chunks", asset="qdrant_collection", blocking=True,
+    dg.AssetCheckSpec("points_match_chunks", asset="qdrant_collection", partitions_def=source_units, blocking=True,
                       description="Every chunk has its point; no duplicate or orphan point."),
-    dg.AssetCheckSpec("vectors_valid", asset="qdrant_collection", blocking=True,
+    dg.AssetCheckSpec("vectors_valid", asset="qdrant_collection", partitions_def=source_units, blocking=True,
                       description="Sampled vectors: the model's dimension, finite, non-zero."),
-    dg.AssetCheckSpec("chunks_find_themselves", asset="qdrant_collection",
+    dg.AssetCheckSpec("chunks_find_themselves", asset="qdrant_collection", partitions_def=source_units,
                       description="Sampled chunks are among the top hits of a search by their own vector."),
 ]
 
