@@ -108,7 +108,7 @@ def status_report(ix: Indexer) -> dict:
         "rejected_files": [r.__dict__ for r in ix.catalog.rejections()],
     }
     try:
-        report["points"] = ix.store(wait_s=5.0).count()
+        report["points"] = ix.store(wait_s=ix.settings.store_wait_s).count()
     except StoreBusyError as exc:
         report["points"] = None
         report["store_busy"] = str(exc)

@@ -41,6 +41,8 @@ class Settings:
     chunk_tokens: int = 400
     chunk_overlap: int = 40
 
+    store_wait_s: float = 10.0  # how long a reader waits for the embedded store held by a run
+
     cache_ttl_days: float = 7.0
     cache_max_entries: int = 2_000_000
 
@@ -70,6 +72,7 @@ class Settings:
             openai_base_url=_env("OPENAI_BASE_URL"),
             chunk_tokens=_int("INDEXER_CHUNK_TOKENS", 400),
             chunk_overlap=_int("INDEXER_CHUNK_OVERLAP", 40),
+            store_wait_s=_float("INDEXER_STORE_WAIT_S", 10.0),
             cache_ttl_days=_float("INDEXER_CACHE_TTL_DAYS", 7.0),
             cache_max_entries=_int("INDEXER_CACHE_MAX_ENTRIES", 2_000_000),
             max_inputs_per_request=_int("EMBEDDING_MAX_INPUTS_PER_REQUEST", 2048),

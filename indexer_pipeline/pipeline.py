@@ -420,7 +420,7 @@ class Indexer:
         vector = outcome.vectors[0]
         if vector is None:
             raise RuntimeError(f"the query could not be embedded: {outcome.errors.get(0)}")
-        return self.store(wait_s=10.0).search(np.asarray(vector).tolist(), limit=limit, filters=filters)
+        return self.store(wait_s=self.settings.store_wait_s).search(np.asarray(vector).tolist(), limit=limit, filters=filters)
 
 
 def _estimated_cost(embedder: Embedder, tokens: int) -> float:

@@ -1,0 +1,63 @@
+"""`indexer-pipeline` index, search, status and register, as a person or a script uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from indexer_pipeline.cli import main
+from indexer_pipeline.vectorstore.edge import EdgeStore
+
+from .conftest import SECRET_TASK
+
+
+def test_index_then_search_and_status(corpus_env, capsys):
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "success rate 100.0%" in out
+
+    assert main(["search", "pods CrashLoopBackOff after upgrading orders-api SIGTERM", "--limit", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "task-d1f1aec9" in table.splitlines()[0]  # the Kubernetes task ranks first
+
+    assert main(["search", "docker image", "--json", "--task", SECRET_TASK, "--role", "user"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(r["task_id"] == SECRET_TASK and r["role"] == "user" for r in rows)
+    assert all("sk-proj-FAKE" not in r["text"] for r in rows)
+
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["units_indexed"] == status["units_in_corpus"] == 16
+    assert status["points"] == status["chunks"] > 0 and status["units_pending"] == []
+    assert status["cache"]["entries"] > 0 and status["last_indexed"]
+
+
+def test_index_one_unit_and_unknown_unit(corpus_env, capsys):
+    assert main(["index", "--unit", "doc-docs"]) == 0
+    assert "1 units" in capsys.readouterr().out
+    assert main(["index", "--unit", "no-such-unit"]) == 2
+    assert "no-such-unit" in capsys.readouterr().err
+
+
+def test_a_reader_says_plainly_who_holds_the_store(corpus_env):
+    env = {**os.environ, "INDEXER_STORE_WAIT_S": "0.5"}
+    with EdgeStore(corpus_env.edge_path):
+        done = subprocess.run([sys.executable, "-m", "indexer_pipeline.cli", "search", "anything"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"held by process {os.getpid()}" in done.stderr
+
+
+def test_register_adds_the_units_as_partitions(corpus_env, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["register"]) == 0
+    assert main(["register"]) == 0
+    assert "16 units in the corpus, 0 newly registered" in capsys.readouterr().out
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.get_dynamic_partitions("source_units")) == 16
