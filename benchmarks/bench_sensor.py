@@ -22,7 +22,6 @@ import dagster as dg
 
 from indexer_pipeline.catalog import Catalog
 from indexer_pipeline.corpus import discover_units
-from indexer_pipeline.dagster_defs.partitions import source_units
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
 from indexer_pipeline.models import UnitContent

@@ -77,7 +77,7 @@ class Catalog:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -93,9 +93,7 @@ class Catalog:
             raise
         self._db.execute("COMMIT")
 
-    def replace_unit(
-        self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None
-    ) -> None:
+    def replace_unit(self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None) -> None:
         """Record what a unit holds now, atomically: a crash leaves the old record, never half of each."""
         unit = content.unit
         with self._transaction() as db:
@@ -142,7 +140,9 @@ class Catalog:
     def set_chunk_errors(self, errors: dict[str, str | None]) -> None:
         """point_id -> reason the chunk could not be embedded (None clears an earlier error)."""
         with self._transaction() as db:
-            db.executemany("UPDATE chunks SET error = ? WHERE point_id = ?", [(e, p) for p, e in errors.items()])
+            db.executemany(
+                "UPDATE chunks SET error = ? WHERE point_id = ?", [(e, p) for p, e in errors.items()]
+            )
 
     def chunk_errors(self, unit: str) -> dict[str, str]:
         rows = self._db.execute(
@@ -160,7 +160,9 @@ class Catalog:
 
     def rejections(self, units: Iterable[str] | None = None) -> list[Rejection]:
         if units is None:
-            rows = self._db.execute("SELECT unit, path, reason FROM rejections ORDER BY unit, path").fetchall()
+            rows = self._db.execute(
+                "SELECT unit, path, reason FROM rejections ORDER BY unit, path"
+            ).fetchall()
         else:
             keys = list(units)
             rows = []

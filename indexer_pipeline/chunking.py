@@ -39,9 +39,13 @@ def _cut(text: str, offsets: list[int], start: int, end: int) -> int:
     return end
 
 
-def chunk_document(doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int) -> ChunkedDocument:
+def chunk_document(
+    doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int
+) -> ChunkedDocument:
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
-        raise ValueError(f"chunk overlap ({overlap}) must be at least 0 and below the chunk size ({max_tokens})")
+        raise ValueError(
+            f"chunk overlap ({overlap}) must be at least 0 and below the chunk size ({max_tokens})"
+        )
     text, redactions = redact(doc.text)
     if not text.strip():
         return ChunkedDocument([], redactions)
@@ -56,7 +60,9 @@ def chunk_document(doc: Document, token_offsets: TokenOffsets, max_tokens: int, 
         piece = text[first:last]
         if piece.strip():
             index = len(chunks)
-            chunks.append(Chunk(doc.unit, doc.doc_id, index, piece, end - start, {**base, "chunk_index": index}))
+            chunks.append(
+                Chunk(doc.unit, doc.doc_id, index, piece, end - start, {**base, "chunk_index": index})
+            )
         if end >= len(offsets):
             break
         start = max(end - overlap, start + 1)

@@ -123,10 +123,14 @@ def cmd_status(ix: Indexer, args) -> int:
         return 0
     points = report["points"] if report["points"] is not None else f"unknown ({report['store_busy']})"
     print(f"collection       {report['collection']} at {report['store']}")
-    print(f"units            {report['units_in_corpus']} in corpus, {report['units_indexed']} indexed, "
-          f"{len(report['units_pending'])} pending")
-    print(f"documents        {report['documents']} ({report['documents_indexed']} indexed, "
-          f"{report['documents_rejected']} rejected)")
+    print(
+        f"units            {report['units_in_corpus']} in corpus, {report['units_indexed']} indexed, "
+        f"{len(report['units_pending'])} pending"
+    )
+    print(
+        f"documents        {report['documents']} ({report['documents_indexed']} indexed, "
+        f"{report['documents_rejected']} rejected)"
+    )
     print(f"chunks / points  {report['chunks']} / {points}")
     print(f"last indexed     {report['last_indexed'] or 'never'}")
     print(f"embedding cache  {report['cache']}")
@@ -150,7 +154,7 @@ def cmd_register(ix: Indexer, args) -> int:
 
 
 def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "register": cmd_register}

@@ -57,7 +57,7 @@ class Settings:
     max_retry_wait_s: float = 300.0
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         corpus = _env("INDEXER_CORPUS_DIR")
         s = cls(
             corpus_dirs=[Path(p) for p in corpus.split(os.pathsep) if p] if corpus else [SAMPLE_CORPUS],

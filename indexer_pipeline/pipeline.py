@@ -200,7 +200,7 @@ class Indexer:
                 part.close()
         self._catalog = self._cache = None
 
-    def __enter__(self) -> "Indexer":
+    def __enter__(self) -> Indexer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -420,7 +420,9 @@ class Indexer:
         vector = outcome.vectors[0]
         if vector is None:
             raise RuntimeError(f"the query could not be embedded: {outcome.errors.get(0)}")
-        return self.store(wait_s=self.settings.store_wait_s).search(np.asarray(vector).tolist(), limit=limit, filters=filters)
+        return self.store(wait_s=self.settings.store_wait_s).search(
+            np.asarray(vector).tolist(), limit=limit, filters=filters
+        )
 
 
 def _estimated_cost(embedder: Embedder, tokens: int) -> float:

@@ -24,7 +24,9 @@ _PATTERNS = {
     ),
 }
 _REGEX = re.compile("|".join(_PATTERNS.values()))
-_PLACEHOLDER = re.compile(r"^(?:x+|\*+|\.+|changeme|example|none|null|true|false|redacted\b.*)$", re.I)
+_PLACEHOLDER = re.compile(
+    r"^(?:x+|\*+|\.+|changeme|example|none|null|true|false|redacted\b.*)$", re.IGNORECASE
+)
 
 
 def _replace(match: re.Match) -> str:

@@ -6,9 +6,9 @@ import os
 
 import dagster as dg
 
+from indexer_pipeline.config import Settings
 from indexer_pipeline.definitions import defs
 from indexer_pipeline.pipeline import Indexer
-from indexer_pipeline.config import Settings
 
 from .conftest import PLANTED_SECRET, SECRET_TASK
 
@@ -20,10 +20,15 @@ def materialize(instance, keys: list[str], **kwargs) -> dg.ExecuteInJobResult:
     if len(keys) == 1:
         target = {"partition_key": keys[0]}
     else:
-        target = {"tags": {"dagster/asset_partition_range_start": keys[0],
-                           "dagster/asset_partition_range_end": keys[-1]}}
-    return dg.materialize(ASSETS, instance=instance, resources={"indexer": defs.resources["indexer"]},
-                          **target, **kwargs)
+        target = {
+            "tags": {
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            }
+        }
+    return dg.materialize(
+        ASSETS, instance=instance, resources={"indexer": defs.resources["indexer"]}, **target, **kwargs
+    )
 
 
 def metadata(result: dg.ExecuteInJobResult, asset: str) -> dict:
@@ -51,8 +56,16 @@ def test_materialize_all_indexes_the_sample_corpus(indexed_instance, corpus_env)
     assert written["points_upserted"] == docs["chunks"] == written["points_expected"]
     assert written["success_rate"] == 1.0
     evaluations = checks(result)
-    assert set(evaluations) >= {"success_rate", "points_match_chunks", "vectors_valid", "chunks_find_themselves",
-                                "request_latency_p95", "api_error_rate", "throughput", "upsert_latency_p95"}
+    assert set(evaluations) >= {
+        "success_rate",
+        "points_match_chunks",
+        "vectors_valid",
+        "chunks_find_themselves",
+        "request_latency_p95",
+        "api_error_rate",
+        "throughput",
+        "upsert_latency_p95",
+    }
     assert all(e.passed for e in evaluations.values()), {n: e.description for n, e in evaluations.items()}
 
     with Indexer(corpus_env) as ix:
@@ -81,7 +94,9 @@ def test_rerun_of_unchanged_corpus_embeds_and_upserts_nothing(indexed_instance, 
     assert written["points_upserted"] == 0 and written["points_deleted"] == 0
     assert written["points_unchanged"] == written["points_expected"]
     assert simulator.stats()["requests"] == requests_before
-    assert checks(result)["request_latency_p95"].passed  # nothing to measure is a pass, never a division by zero
+    assert checks(result)[
+        "request_latency_p95"
+    ].passed  # nothing to measure is a pass, never a division by zero
 
 
 def test_one_edited_document_reembeds_only_its_changed_chunks(indexed_instance, corpus_env, simulator):

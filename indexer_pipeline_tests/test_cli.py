@@ -46,8 +46,13 @@ def test_index_one_unit_and_unknown_unit(corpus_env, capsys):
 def test_a_reader_says_plainly_who_holds_the_store(corpus_env):
     env = {**os.environ, "INDEXER_STORE_WAIT_S": "0.5"}
     with EdgeStore(corpus_env.edge_path):
-        done = subprocess.run([sys.executable, "-m", "indexer_pipeline.cli", "search", "anything"],
-                              env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "indexer_pipeline.cli", "search", "anything"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 2
     assert f"held by process {os.getpid()}" in done.stderr
 

@@ -23,7 +23,11 @@ def make_corpus(root) -> None:
         folder = root / "tasks" / f"crash-{i:04d}"
         folder.mkdir(parents=True)
         messages = [
-            {"role": "user", "content": f"Task {i}: fix the {w} module, it breaks under load {i * 7}", "ts": 1_760_000_000_000 + i}
+            {
+                "role": "user",
+                "content": f"Task {i}: fix the {w} module, it breaks under load {i * 7}",
+                "ts": 1_760_000_000_000 + i,
+            }
             for w in ("parser", "scheduler", "cache")
         ]
         (folder / "api_conversation_history.json").write_text(json.dumps(messages))
@@ -31,8 +35,10 @@ def make_corpus(root) -> None:
 
 def run_cli(env, *args, kill_after: float | None = None) -> int | None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "indexer_pipeline.cli", *args], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "indexer_pipeline.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     if kill_after is None:
         _, err = process.communicate(timeout=300)
@@ -65,8 +71,12 @@ def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(tmp_path, s
     run_cli(env, "index")
 
     settings = Settings.from_env(
-        corpus_dirs=[corpus], data_dir=tmp_path / "data", embedding_provider="openai",
-        openai_api_key=slow_simulator.api_key, openai_base_url=slow_simulator.base_url, embedding_dimensions=64,
+        corpus_dirs=[corpus],
+        data_dir=tmp_path / "data",
+        embedding_provider="openai",
+        openai_api_key=slow_simulator.api_key,
+        openai_base_url=slow_simulator.base_url,
+        embedding_dimensions=64,
     )
     with Indexer(settings) as ix:
         keys = [u.key for u in ix.units()]

@@ -40,7 +40,9 @@ def wait_for(predicate, what: str, log: Path, timeout: float = DEADLINE_S):
         if value:
             return value
         time.sleep(1.0)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; dagster dev log tail:\n{log.read_text()[-4000:]}")
+    pytest.fail(
+        f"timed out after {timeout:.0f} s waiting for {what}; dagster dev log tail:\n{log.read_text()[-4000:]}"
+    )
 
 
 def all_indexed(settings: Settings) -> bool:
@@ -63,9 +65,17 @@ def dagster_dev(tmp_path, simulator):
     corpus = tmp_path / "corpus"
     task = corpus / "tasks" / "e2e-task-1"
     task.mkdir(parents=True)
-    (task / "api_conversation_history.json").write_text(json.dumps(
-        [{"role": "user", "content": "Set up nightly backups of the Postgres database", "ts": 1_760_000_000_000}]
-    ))
+    (task / "api_conversation_history.json").write_text(
+        json.dumps(
+            [
+                {
+                    "role": "user",
+                    "content": "Set up nightly backups of the Postgres database",
+                    "ts": 1_760_000_000_000,
+                }
+            ]
+        )
+    )
     (corpus / "notes").mkdir()
     (corpus / "notes" / "gardening.md").write_text("# Gardening\n\nTomatoes need sun and regular watering.\n")
     (corpus / "notes" / "astronomy.md").write_text("# Astronomy\n\nJupiter has dozens of moons.\n")
@@ -84,15 +94,31 @@ def dagster_dev(tmp_path, simulator):
         "EMBEDDING_DIMENSIONS": "64",
     }
     settings = Settings.from_env(
-        corpus_dirs=[corpus], data_dir=tmp_path / "data", embedding_provider="openai",
-        openai_api_key=simulator.api_key, openai_base_url=simulator.base_url, embedding_dimensions=64,
+        corpus_dirs=[corpus],
+        data_dir=tmp_path / "data",
+        embedding_provider="openai",
+        openai_api_key=simulator.api_key,
+        openai_base_url=simulator.base_url,
+        embedding_dimensions=64,
     )
     log = tmp_path / "dagster_dev.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(free_port())],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "dev",
+                "-w",
+                str(REPO / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield corpus, settings, log
@@ -112,9 +138,18 @@ def test_sensor_indexes_edits_and_deletions_by_itself(dagster_dev):
 
     garden = corpus / "notes" / "gardening.md"
     garden.write_text(garden.read_text() + "\nQuokkas are not garden pests.\n")
-    wait_for(lambda: any("Quokkas" in t for t in texts_in_index(settings, "quokkas garden") or []),
-             "the edited text to be searchable", log)
+    wait_for(
+        lambda: any("Quokkas" in t for t in texts_in_index(settings, "quokkas garden") or []),
+        "the edited text to be searchable",
+        log,
+    )
 
     (corpus / "notes" / "astronomy.md").unlink()
-    wait_for(lambda: (t := texts_in_index(settings, "Jupiter moons")) is not None and not any("Jupiter" in x for x in t),
-             "the deleted file to leave the index", log)
+    wait_for(
+        lambda: (
+            (t := texts_in_index(settings, "Jupiter moons")) is not None
+            and not any("Jupiter" in x for x in t)
+        ),
+        "the deleted file to leave the index",
+        log,
+    )

@@ -28,12 +28,14 @@ def test_token_offsets_slice_the_original_text(local):
     text = "Fix the FLAKY test in tests/test_export.py — it fails on Windows."
     offsets = local.token_offsets(text)
     assert offsets[0] == 0 and offsets == sorted(offsets)
-    assert text[offsets[2]:].startswith("FLAKY")  # original casing kept, though the model lowercases
+    assert text[offsets[2] :].startswith("FLAKY")  # original casing kept, though the model lowercases
     assert local.max_input_tokens == 254 and local.count_tokens(text) == len(offsets)
 
 
 def test_throughput_is_reported(local):
-    texts = [f"task {i}: make the importer retry on timeouts and log each failure clearly" for i in range(128)]
+    texts = [
+        f"task {i}: make the importer retry on timeouts and log each failure clearly" for i in range(128)
+    ]
     start = time.perf_counter()
     outcome = local.embed(texts)
     elapsed = time.perf_counter() - start

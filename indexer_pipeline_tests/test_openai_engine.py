@@ -44,12 +44,16 @@ def test_the_simulator_speaks_the_openai_api(simulator):
     with pytest.raises(openai.BadRequestError, match="2048"):
         client.embeddings.create(model="m", input=["x"] * 2049)
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(api_key="wrong", base_url=simulator.base_url, max_retries=0).embeddings.create(model="m", input="x")
+        openai.OpenAI(api_key="wrong", base_url=simulator.base_url, max_retries=0).embeddings.create(
+            model="m", input="x"
+        )
 
 
 def test_similar_texts_are_close_in_the_simulator(simulator):
-    cat, kitten, rust = (simulator.vector(t, 256) for t in
-                         ("the cat sat on the mat", "a cat sat on a mat today", "rust borrow checker lifetimes"))
+    cat, kitten, rust = (
+        simulator.vector(t, 256)
+        for t in ("the cat sat on the mat", "a cat sat on a mat today", "rust borrow checker lifetimes")
+    )
     assert float(cat @ kitten) > 0.5 > float(cat @ rust)
 
 
@@ -110,7 +114,9 @@ def test_retries_exhausted_fail_the_inputs_loudly(simulator):
 
 
 def test_a_wrong_key_fails_at_once_without_showing_the_key(simulator):
-    bad = OpenAIEmbedder(api_key="sk-this-is-wrong-123456", base_url=simulator.base_url, dimensions=TEST_DIMENSIONS)
+    bad = OpenAIEmbedder(
+        api_key="sk-this-is-wrong-123456", base_url=simulator.base_url, dimensions=TEST_DIMENSIONS
+    )
     with pytest.raises(EmbeddingAuthError) as caught:
         bad.embed(texts(10))
     assert "sk-this-is-wrong-123456" not in str(caught.value) and "401" in str(caught.value)

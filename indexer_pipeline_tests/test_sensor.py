@@ -134,8 +134,9 @@ def test_reconcile_schedule_chooses_pending_units_itself(world):
     tick(instance, resource)
     index_all(resource)
     context = dg.build_schedule_context(
-        instance=instance, resources={"indexer": resource},
-        scheduled_execution_time=datetime.datetime(2026, 11, 24, 3, 0, tzinfo=datetime.timezone.utc),
+        instance=instance,
+        resources={"indexer": resource},
+        scheduled_execution_time=datetime.datetime(2026, 11, 24, 3, 0, tzinfo=datetime.UTC),
     )
     assert isinstance(nightly_reconcile(context), dg.SkipReason)
     touch_later(corpus / "tasks" / "t0" / "api_conversation_history.json")

@@ -15,8 +15,8 @@ from indexer_pipeline.vectorstore.base import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     CollectionMismatchError,
-    StoredPoint,
     StoreBusyError,
+    StoredPoint,
 )
 from indexer_pipeline.vectorstore.edge import EdgeStore
 from indexer_pipeline.vectorstore.qdrant_server import ServerStore
@@ -29,7 +29,9 @@ def open_store(request, tmp_path):
     opened = []
 
     def make():
-        store = EdgeStore(tmp_path / "edge", wait_s=1.0) if request.param == "edge" else ServerStore(":memory:")
+        store = (
+            EdgeStore(tmp_path / "edge", wait_s=1.0) if request.param == "edge" else ServerStore(":memory:")
+        )
         opened.append(store)
         return store
 
@@ -45,8 +47,14 @@ def point(i: int, unit: str = "u1", **payload) -> StoredPoint:
     return StoredPoint(
         str(uuid.uuid5(uuid.NAMESPACE_OID, str(i))),
         (vector / np.linalg.norm(vector)).tolist(),
-        {"unit": unit, "doc_id": f"{unit}:{i}", CONTENT_HASH: f"h{i}", "role": "user" if i % 2 else "assistant",
-         "task_id": f"t{i % 3}", **payload},
+        {
+            "unit": unit,
+            "doc_id": f"{unit}:{i}",
+            CONTENT_HASH: f"h{i}",
+            "role": "user" if i % 2 else "assistant",
+            "task_id": f"t{i % 3}",
+            **payload,
+        },
     )
 
 
@@ -63,8 +71,14 @@ def test_collection_is_created_with_payload_indexes(open_store, monkeypatch):
         # what the store asks of the client instead.
         asked = {}
         create = store.client.create_payload_index
-        monkeypatch.setattr(store.client, "create_payload_index",
-                            lambda c, name, schema, **kw: (asked.__setitem__(name, schema.value), create(c, name, schema, **kw)))
+        monkeypatch.setattr(
+            store.client,
+            "create_payload_index",
+            lambda c, name, schema, **kw: (
+                asked.__setitem__(name, schema.value),
+                create(c, name, schema, **kw),
+            ),
+        )
         store.payload_indexes = lambda: asked
     store.ensure_collection(DIM)
     indexes = store.payload_indexes()
@@ -154,6 +168,5 @@ def test_edge_second_process_waits_then_names_the_holder(tmp_path):
 
 
 def test_edge_same_process_second_open_is_busy_too(tmp_path):
-    with EdgeStore(tmp_path / "edge"):
-        with pytest.raises(StoreBusyError):
-            EdgeStore(tmp_path / "edge", wait_s=0.2)
+    with EdgeStore(tmp_path / "edge"), pytest.raises(StoreBusyError):
+        EdgeStore(tmp_path / "edge", wait_s=0.2)

@@ -29,12 +29,18 @@ def test_each_kind_of_key_is_redacted(name):
 @pytest.mark.parametrize(
     "line, secret",
     [
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.signature", "eyJhbGciOiJIUzI1NiJ9.payload.signature"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.signature",
+            "eyJhbGciOiJIUzI1NiJ9.payload.signature",
+        ),
         ("export STRIPE_SECRET=rk_live_0123456789abcdef", "rk_live_0123456789abcdef"),
         ("DATABASE_PASSWORD=correct-horse-battery", "correct-horse-battery"),
         ('{"api_key": "abcd1234efgh5678"}', "abcd1234efgh5678"),
         ("github_token: 0123456789abcdef0123", "0123456789abcdef0123"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
     ],
 )
 def test_assignments_keep_the_name_and_lose_the_value(line, secret):
@@ -80,8 +86,14 @@ def test_chunks_cover_every_character_with_the_asked_overlap():
     assert set(seen) == set(words)  # nothing dropped
     for a, b in zip(chunks, chunks[1:]):
         assert a.text.split()[-10:] == b.text.split()[:10]  # 10 tokens shared
-    assert chunks[0].payload == {"kind": "tree", "title": "A", "unit": "u", "doc_id": "u:doc", "path": "docs/a.md",
-                                 "chunk_index": 0}
+    assert chunks[0].payload == {
+        "kind": "tree",
+        "title": "A",
+        "unit": "u",
+        "doc_id": "u:doc",
+        "path": "docs/a.md",
+        "chunk_index": 0,
+    }
 
 
 def test_chunks_prefer_to_end_at_a_paragraph():

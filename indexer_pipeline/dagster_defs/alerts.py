@@ -4,7 +4,6 @@ Set `INDEXER_ALERT_WEBHOOK_URL` to a Slack incoming-webhook URL (or anything tha
 `{"text": ...}` JSON). Without it the sensors skip. The URL itself is never logged: it is a secret.
 """
 
-
 import json
 import os
 import urllib.request
@@ -38,13 +37,17 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return failures
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, description="Posts failed runs to the webhook.")
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING, description="Posts failed runs to the webhook."
+)
 def alert_on_run_failure(context: dg.RunFailureSensorContext):
     if not os.environ.get(WEBHOOK_ENV):
         return dg.SkipReason(f"{WEBHOOK_ENV} is not set")
     run = context.dagster_run
-    post_alert(f":red_circle: indexer_pipeline run {run.run_id[:8]} ({run.job_name}) failed: "
-               f"{context.failure_event.message}")
+    post_alert(
+        f":red_circle: indexer_pipeline run {run.run_id[:8]} ({run.job_name}) failed: "
+        f"{context.failure_event.message}"
+    )
 
 
 @dg.run_status_sensor(

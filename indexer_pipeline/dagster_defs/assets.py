@@ -5,7 +5,6 @@ MaterializeResult with numeric metadata the UI plots over time. A single-run bac
 makes "materialize all" one run over a range of units rather than one run per unit.
 """
 
-
 import dagster as dg
 
 from ..integrity import verify_units

@@ -5,7 +5,6 @@ materialization carries its results. In a run over one unit Dagster records them
 in a range run it records one result, whose description names the units that failed.
 """
 
-
 import dagster as dg
 
 from ..integrity import IntegrityReport
@@ -14,24 +13,58 @@ from ..thresholds import Threshold, thresholds
 from .partitions import source_units
 
 EMBEDDING_CHECKS = [
-    dg.AssetCheckSpec("request_latency_p95", asset="document_embeddings", partitions_def=source_units,
-                      description="p95 latency of embedding requests against the sign-off thresholds."),
-    dg.AssetCheckSpec("throughput", asset="document_embeddings", partitions_def=source_units,
-                      description="Documents per second, when anything needed embedding."),
-    dg.AssetCheckSpec("api_error_rate", asset="document_embeddings", partitions_def=source_units,
-                      description="Failed embedding requests / requests sent (retries included)."),
+    dg.AssetCheckSpec(
+        "request_latency_p95",
+        asset="document_embeddings",
+        partitions_def=source_units,
+        description="p95 latency of embedding requests against the sign-off thresholds.",
+    ),
+    dg.AssetCheckSpec(
+        "throughput",
+        asset="document_embeddings",
+        partitions_def=source_units,
+        description="Documents per second, when anything needed embedding.",
+    ),
+    dg.AssetCheckSpec(
+        "api_error_rate",
+        asset="document_embeddings",
+        partitions_def=source_units,
+        description="Failed embedding requests / requests sent (retries included).",
+    ),
 ]
 COLLECTION_CHECKS = [
-    dg.AssetCheckSpec("success_rate", asset="qdrant_collection", partitions_def=source_units,
-                      description="Documents indexed / documents seen (rejected files count as not indexed)."),
-    dg.AssetCheckSpec("upsert_latency_p95", asset="qdrant_collection", partitions_def=source_units,
-                      description="p95 latency of Qdrant upsert batches."),
-    dg.AssetCheckSpec("points_match_chunks", asset="qdrant_collection", partitions_def=source_units, blocking=True,
-                      description="Every chunk has its point; no duplicate or orphan point."),
-    dg.AssetCheckSpec("vectors_valid", asset="qdrant_collection", partitions_def=source_units, blocking=True,
-                      description="Sampled vectors: the model's dimension, finite, non-zero."),
-    dg.AssetCheckSpec("chunks_find_themselves", asset="qdrant_collection", partitions_def=source_units,
-                      description="Sampled chunks are among the top hits of a search by their own vector."),
+    dg.AssetCheckSpec(
+        "success_rate",
+        asset="qdrant_collection",
+        partitions_def=source_units,
+        description="Documents indexed / documents seen (rejected files count as not indexed).",
+    ),
+    dg.AssetCheckSpec(
+        "upsert_latency_p95",
+        asset="qdrant_collection",
+        partitions_def=source_units,
+        description="p95 latency of Qdrant upsert batches.",
+    ),
+    dg.AssetCheckSpec(
+        "points_match_chunks",
+        asset="qdrant_collection",
+        partitions_def=source_units,
+        blocking=True,
+        description="Every chunk has its point; no duplicate or orphan point.",
+    ),
+    dg.AssetCheckSpec(
+        "vectors_valid",
+        asset="qdrant_collection",
+        partitions_def=source_units,
+        blocking=True,
+        description="Sampled vectors: the model's dimension, finite, non-zero.",
+    ),
+    dg.AssetCheckSpec(
+        "chunks_find_themselves",
+        asset="qdrant_collection",
+        partitions_def=source_units,
+        description="Sampled chunks are among the top hits of a search by their own vector.",
+    ),
 ]
 
 _SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
@@ -69,17 +102,25 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
     t = thresholds()
     results = []
     if report.documents_seen:
-        low = [u for u, (indexed, seen) in report.unit_counts.items() if seen and indexed / seen < t["success_rate"].warn]
+        low = [
+            u
+            for u, (indexed, seen) in report.unit_counts.items()
+            if seen and indexed / seen < t["success_rate"].warn
+        ]
         extra = f"; units below the warn threshold: {', '.join(low[:20])}" if low else ""
         results.append(_judged("success_rate", t["success_rate"], round(report.success_rate, 4), extra))
     else:
         results.append(_nothing_to_measure("success_rate", "No document was seen in these units."))
     if report.upsert_latencies_ms:
         results.append(
-            _judged("upsert_latency_p95", t["upsert_latency_p95_ms"], report.metadata()["upsert_latency_p95_ms"])
+            _judged(
+                "upsert_latency_p95", t["upsert_latency_p95_ms"], report.metadata()["upsert_latency_p95_ms"]
+            )
         )
     else:
-        results.append(_nothing_to_measure("upsert_latency_p95", "Nothing needed an upsert: every point was up to date."))
+        results.append(
+            _nothing_to_measure("upsert_latency_p95", "Nothing needed an upsert: every point was up to date.")
+        )
 
     problems = {**{u: f"{n} missing" for u, n in integrity.missing.items()}}
     for unit, n in integrity.orphans.items():
@@ -97,7 +138,8 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
             description=(
                 f"All {integrity.points_expected} expected points present in {integrity.units} units, none extra."
                 if integrity.complete
-                else "Units with lost or extra points: " + "; ".join(f"{u} ({p})" for u, p in list(problems.items())[:20])
+                else "Units with lost or extra points: "
+                + "; ".join(f"{u} ({p})" for u, p in list(problems.items())[:20])
             ),
         )
     )
@@ -106,8 +148,11 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
         dg.AssetCheckResult(
             check_name="vectors_valid",
             passed=not bad,
-            metadata={"sampled": integrity.sampled, "wrong_dimension": len(integrity.bad_dimension),
-                      "nan_or_zero": len(integrity.bad_values)},
+            metadata={
+                "sampled": integrity.sampled,
+                "wrong_dimension": len(integrity.bad_dimension),
+                "nan_or_zero": len(integrity.bad_values),
+            },
             description=f"{integrity.sampled} sampled vectors checked; invalid: {', '.join(bad[:10]) or 'none'}.",
         )
     )

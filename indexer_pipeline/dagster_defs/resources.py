@@ -4,11 +4,10 @@ API keys are deliberately not fields: run config is stored and shown in the UI, 
 the environment only (OPENAI_API_KEY, QDRANT_API_KEY).
 """
 
-
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 

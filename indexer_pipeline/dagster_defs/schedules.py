@@ -5,7 +5,6 @@ partitions itself: every unit whose files differ from what was last indexed succ
 (changed without a tick, or whose run failed).
 """
 
-
 import dagster as dg
 
 from ..catalog import Catalog

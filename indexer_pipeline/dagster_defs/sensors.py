@@ -7,7 +7,6 @@ fingerprint, so the same change never starts two runs; a failed run is retried b
 run retries, and whatever is still pending is requested again by the nightly reconcile schedule.
 """
 
-
 import hashlib
 import os
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from ..config import Settings
 from .base import Embedder, EmbeddingAuthError, EmbeddingError, EmbeddingOutcome, EmbeddingStats
 
-__all__ = ["Embedder", "EmbeddingAuthError", "EmbeddingError", "EmbeddingOutcome", "EmbeddingStats", "make_embedder"]
+__all__ = [
+    "Embedder",
+    "EmbeddingAuthError",
+    "EmbeddingError",
+    "EmbeddingOutcome",
+    "EmbeddingStats",
+    "make_embedder",
+]
 
 
 def make_embedder(settings: Settings) -> Embedder:

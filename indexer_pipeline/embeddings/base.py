@@ -26,7 +26,7 @@ class EmbeddingStats:
     inputs: int = 0
     latencies_ms: list[float] = field(default_factory=list)  # one per successful request
 
-    def merge(self, other: "EmbeddingStats") -> None:
+    def merge(self, other: EmbeddingStats) -> None:
         self.requests += other.requests
         self.failed_requests += other.failed_requests
         self.retries += other.retries

@@ -63,7 +63,9 @@ class EmbeddingCache:
                 ).fetchall()
                 found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
             if found:
-                self._db.executemany("UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found])
+                self._db.executemany(
+                    "UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found]
+                )
         return found
 
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:

@@ -59,7 +59,10 @@ class AdaptiveLimiter:
     def observe(self, headers) -> None:
         """Follow the server's own count when it has less left than we do."""
         self._refill()
-        for header, attr in (("x-ratelimit-remaining-requests", "_requests"), ("x-ratelimit-remaining-tokens", "_tokens")):
+        for header, attr in (
+            ("x-ratelimit-remaining-requests", "_requests"),
+            ("x-ratelimit-remaining-tokens", "_tokens"),
+        ):
             value = headers.get(header)
             if value is not None:
                 try:

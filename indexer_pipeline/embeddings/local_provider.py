@@ -54,7 +54,7 @@ class LocalEmbedder:
         self._tokenizer = self._model.tokenizer
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "LocalEmbedder":
+    def from_settings(cls, settings: Settings) -> LocalEmbedder:
         return cls(settings.embedding_model or DEFAULT_MODEL)
 
     def count_tokens(self, text: str) -> int:
@@ -72,7 +72,9 @@ class LocalEmbedder:
         for i in range(0, len(texts), BATCH):
             batch = texts[i : i + BATCH]
             started = time.perf_counter()
-            out = self._model.encode(batch, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True)
+            out = self._model.encode(
+                batch, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True
+            )
             stats.latencies_ms.append((time.perf_counter() - started) * 1000)
             stats.requests += 1
             stats.tokens += sum(self.count_tokens(t) for t in batch)

@@ -24,8 +24,16 @@ from .base import EmbeddingAuthError, EmbeddingOutcome, EmbeddingStats
 from .limiter import AdaptiveLimiter
 
 DEFAULT_MODEL = "text-embedding-3-small"
-MODEL_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
-USD_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13, "text-embedding-ada-002": 0.10}
+MODEL_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+USD_PER_MILLION_TOKENS = {
+    "text-embedding-3-small": 0.02,
+    "text-embedding-3-large": 0.13,
+    "text-embedding-ada-002": 0.10,
+}
 MAX_INPUT_TOKENS = 8192
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.25, 20.0
 
@@ -89,7 +97,7 @@ class OpenAIEmbedder:
         self.limiter = AdaptiveLimiter(rpm, tpm)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "OpenAIEmbedder":
+    def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
         return cls(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
@@ -106,7 +114,9 @@ class OpenAIEmbedder:
         )
 
     def __repr__(self) -> str:  # never the key
-        return f"OpenAIEmbedder(model={self.model!r}, dimensions={self.dimensions}, base_url={self.base_url!r})"
+        return (
+            f"OpenAIEmbedder(model={self.model!r}, dimensions={self.dimensions}, base_url={self.base_url!r})"
+        )
 
     def count_tokens(self, text: str) -> int:
         return tokenizers.count_tokens(text)
@@ -238,7 +248,11 @@ class _Job:
                     return exc.status_code, f"rejected by the API ({exc.status_code}): {_message(exc)}"
                 wait = _retry_after(exc.response.headers)
                 last = f"server error ({exc.status_code}): {_message(exc)}"
-            except (openai.APIConnectionError, _Malformed, ValueError) as exc:  # timeouts are connection errors
+            except (
+                openai.APIConnectionError,
+                _Malformed,
+                ValueError,
+            ) as exc:  # timeouts are connection errors
                 self.stats.failed_requests += 1
                 last = f"{type(exc).__name__}: {exc}"
             if attempt < self.e.max_retries:
@@ -254,8 +268,11 @@ class _Job:
         decoded = {}
         for item in data:
             raw = item.embedding
-            vector = (np.frombuffer(base64.b64decode(raw), dtype=np.float32) if isinstance(raw, str)
-                      else np.asarray(raw, dtype=np.float32))
+            vector = (
+                np.frombuffer(base64.b64decode(raw), dtype=np.float32)
+                if isinstance(raw, str)
+                else np.asarray(raw, dtype=np.float32)
+            )
             if vector.shape != (self.e.dimensions,):
                 raise _Malformed(f"expected {self.e.dimensions}-d vectors, got {vector.shape}")
             decoded[item.index] = vector

@@ -123,12 +123,23 @@ class EmbeddingSimulator:
 
     def stats(self) -> dict:
         with self._lock:
-            return {**self._stats, "status": Counter(self._stats["status"]), "faults": Counter(self._stats["faults"])}
+            return {
+                **self._stats,
+                "status": Counter(self._stats["status"]),
+                "faults": Counter(self._stats["faults"]),
+            }
 
-    def start(self) -> "EmbeddingSimulator":
+    def start(self) -> EmbeddingSimulator:
         app = Starlette(routes=[Route("/v1/embeddings", self._embeddings, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
-                                limit_concurrency=2000, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            limit_concurrency=2000,
+            timeout_keep_alive=30,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="embedding-simulator", daemon=True)
         self._thread.start()
@@ -144,7 +155,7 @@ class EmbeddingSimulator:
             self._server.should_exit = True
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> "EmbeddingSimulator":
+    def __enter__(self) -> EmbeddingSimulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -161,7 +172,9 @@ class EmbeddingSimulator:
         return JSONResponse(body, status_code=status, headers={**self._limit_headers(), **(headers or {})})
 
     def _error(self, status: int, message: str, kind: str, code: str | None = None, param=None, headers=None):
-        return self._answer(status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers)
+        return self._answer(
+            status, {"error": {"message": message, "type": kind, "param": param, "code": code}}, headers
+        )
 
     def _limit_headers(self) -> dict:
         headers = {}
@@ -196,31 +209,56 @@ class EmbeddingSimulator:
         if not isinstance(inputs, list) or not inputs:
             return self._error(400, "'input' is a required property", "invalid_request_error", param="input")
         if len(inputs) > MAX_INPUTS:
-            return self._error(400, f"'$.input' is invalid: at most {MAX_INPUTS} inputs.", "invalid_request_error",
-                               param="input")
+            return self._error(
+                400,
+                f"'$.input' is invalid: at most {MAX_INPUTS} inputs.",
+                "invalid_request_error",
+                param="input",
+            )
         counts = [tokenizers.count_tokens(t) if isinstance(t, str) else len(t) for t in inputs]
         if any(t == "" for t in inputs):
-            return self._error(400, "'$.input' is invalid: empty strings are not allowed.", "invalid_request_error",
-                               param="input")
+            return self._error(
+                400,
+                "'$.input' is invalid: empty strings are not allowed.",
+                "invalid_request_error",
+                param="input",
+            )
         if max(counts) > MAX_INPUT_TOKENS:
-            return self._error(400, f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
-                               f"requested {max(counts)} tokens.", "invalid_request_error", param="input")
+            return self._error(
+                400,
+                f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you "
+                f"requested {max(counts)} tokens.",
+                "invalid_request_error",
+                param="input",
+            )
         total = sum(counts)
         if total > MAX_REQUEST_TOKENS:
-            return self._error(400, f"Requested {total} tokens, max {MAX_REQUEST_TOKENS} tokens per request",
-                               "max_tokens_per_request", param="input")
+            return self._error(
+                400,
+                f"Requested {total} tokens, max {MAX_REQUEST_TOKENS} tokens per request",
+                "max_tokens_per_request",
+                param="input",
+            )
         f = self.faults
         if f.poison and any(isinstance(t, str) and f.poison in t for t in inputs):
-            return self._error(400, "Invalid input: the text could not be processed.", "invalid_request_error",
-                               param="input")
+            return self._error(
+                400, "Invalid input: the text could not be processed.", "invalid_request_error", param="input"
+            )
 
         limited = self._rate_limit(total)
         if limited is not None:
             return limited
         if self._take_fault("429"):
-            return self._error(429, "Rate limit reached (injected).", "requests", "rate_limit_exceeded",
-                               headers={"retry-after-ms": str(int(f.retry_after_ms)),
-                                        "retry-after": str(max(1, round(f.retry_after_ms / 1000)))})
+            return self._error(
+                429,
+                "Rate limit reached (injected).",
+                "requests",
+                "rate_limit_exceeded",
+                headers={
+                    "retry-after-ms": str(int(f.retry_after_ms)),
+                    "retry-after": str(max(1, round(f.retry_after_ms / 1000))),
+                },
+            )
 
         delay = self.latency_ms + self.per_token_ms * total + self._random.uniform(0, self.jitter_ms)
         if self._take_fault("slow"):
@@ -233,15 +271,22 @@ class EmbeddingSimulator:
         if self._take_fault("malformed"):
             with self._lock:
                 self._stats["status"][200] += 1
-            return Response("<html>502 Bad Gateway</html>", status_code=200, media_type="application/json",
-                            headers=self._limit_headers())
+            return Response(
+                "<html>502 Bad Gateway</html>",
+                status_code=200,
+                media_type="application/json",
+                headers=self._limit_headers(),
+            )
 
         dims = int(body.get("dimensions") or self.dimensions)
         vectors = [self.vector(t if isinstance(t, str) else " ".join(map(str, t)), dims) for t in inputs]
         as_base64 = body.get("encoding_format") == "base64"
         data = [
-            {"object": "embedding", "index": i,
-             "embedding": base64.b64encode(v.tobytes()).decode() if as_base64 else v.tolist()}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.tobytes()).decode() if as_base64 else v.tolist(),
+            }
             for i, v in enumerate(vectors)
         ]
         with self._lock:
@@ -249,8 +294,15 @@ class EmbeddingSimulator:
             self._stats["tokens"] += total
             self.embedded_texts.update(t for t in inputs if isinstance(t, str))
             self.request_sizes.append((len(inputs), total))
-        return self._answer(200, {"object": "list", "data": data, "model": body.get("model"),
-                                  "usage": {"prompt_tokens": total, "total_tokens": total}})
+        return self._answer(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": total, "total_tokens": total},
+            },
+        )
 
     def _rate_limit(self, tokens: int) -> Response | None:
         waits = []
@@ -260,9 +312,13 @@ class EmbeddingSimulator:
                 waits.append(bucket.seconds_until(amount))
         wait = max(waits, default=0.0)
         if wait > 0:
-            return self._error(429, f"Rate limit reached. Please try again in {wait:.3f}s.", "tokens",
-                               "rate_limit_exceeded",
-                               headers={"retry-after-ms": str(int(wait * 1000) + 1), "retry-after": str(int(wait) + 1)})
+            return self._error(
+                429,
+                f"Rate limit reached. Please try again in {wait:.3f}s.",
+                "tokens",
+                "rate_limit_exceeded",
+                headers={"retry-after-ms": str(int(wait * 1000) + 1), "retry-after": str(int(wait) + 1)},
+            )
         for bucket, amount in ((self._requests, 1), (self._tokens, tokens)):
             if bucket:
                 bucket.level -= min(amount, bucket.capacity)
@@ -286,8 +342,13 @@ class _DroppedConnection(Response):
     """Announces a body, sends part of it, then fails: uvicorn closes the socket mid-response."""
 
     async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"object": "li', "more_body": True})
         raise ConnectionAbortedError("simulated dropped connection")
 
@@ -308,8 +369,15 @@ def main() -> None:
     parser.add_argument("--rpm", type=int)
     parser.add_argument("--tpm", type=int)
     args = parser.parse_args()
-    sim = EmbeddingSimulator(args.api_key, latency_ms=args.latency_ms, per_token_ms=args.per_token_ms,
-                             jitter_ms=args.jitter_ms, rpm=args.rpm, tpm=args.tpm, port=args.port).start()
+    sim = EmbeddingSimulator(
+        args.api_key,
+        latency_ms=args.latency_ms,
+        per_token_ms=args.per_token_ms,
+        jitter_ms=args.jitter_ms,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        port=args.port,
+    ).start()
     print(f"embedding simulator on {sim.base_url} (OPENAI_BASE_URL), key {args.api_key}", flush=True)
     try:
         sim._thread.join()

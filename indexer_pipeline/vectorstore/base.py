@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 # Every field a search or a delta may filter on gets a payload index when the collection is
 # created: filters on unindexed fields cost the old system 3-19 s per query.

@@ -24,8 +24,8 @@ from .base import (
     KEYWORD_FIELDS,
     CollectionMismatchError,
     SearchHit,
-    StoredPoint,
     StoreBusyError,
+    StoredPoint,
     VectorStoreError,
 )
 
@@ -40,7 +40,7 @@ class _FolderLock:
     def __init__(self, folder: Path, wait_s: float):
         self.path = folder.with_name(folder.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a+")
+        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -89,7 +89,7 @@ class EdgeStore:
             self._lock.release()
             raise
 
-    def __enter__(self) -> "EdgeStore":
+    def __enter__(self) -> EdgeStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -105,7 +105,9 @@ class EdgeStore:
                     "vectors: use another QDRANT_COLLECTION or INDEXER_DATA_DIR, or delete the folder to re-index"
                 )
             return
-        config = qe.EdgeConfig(vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+        config = qe.EdgeConfig(
+            vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+        )
         self._shard = qe.EdgeShard.create(str(self.folder), config)
         for name in KEYWORD_FIELDS:
             self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
@@ -141,8 +143,13 @@ class EdgeStore:
         offset = None
         while True:
             records, next_offset = self._shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=_unit_filter(filters),
-                                 with_payload=with_payload, with_vector=False)
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=SCROLL_PAGE,
+                    filter=_unit_filter(filters),
+                    with_payload=with_payload,
+                    with_vector=False,
+                )
             )
             yield from records
             if next_offset is None:
@@ -167,20 +174,30 @@ class EdgeStore:
     def count(self, unit: str | None = None) -> int:
         if self._shard is None:
             return 0
-        return self._shard.count(qe.CountRequest(exact=True, filter=_unit_filter({"unit": unit} if unit else None)))
+        return self._shard.count(
+            qe.CountRequest(exact=True, filter=_unit_filter({"unit": unit} if unit else None))
+        )
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]:
         if self._shard is None or not ids:
             return []
         records = self._shard.retrieve(list(ids), True, with_vectors)
-        return [StoredPoint(str(r.id), _vector(r.vector) if with_vectors else None, r.payload or {}) for r in records]
+        return [
+            StoredPoint(str(r.id), _vector(r.vector) if with_vectors else None, r.payload or {})
+            for r in records
+        ]
 
     def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
         if self._shard is None:
             return []
         hits = self._shard.query(
-            qe.QueryRequest(limit=limit, query=qe.Query.Nearest(list(vector)), filter=_unit_filter(filters),
-                            with_payload=True, with_vector=False)
+            qe.QueryRequest(
+                limit=limit,
+                query=qe.Query.Nearest(list(vector)),
+                filter=_unit_filter(filters),
+                with_payload=True,
+                with_vector=False,
+            )
         )
         return [SearchHit(str(h.id), float(h.score), h.payload or {}) for h in hits]
 

@@ -45,7 +45,7 @@ class ServerStore:
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
 
-    def __enter__(self) -> "ServerStore":
+    def __enter__(self) -> ServerStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -102,8 +102,12 @@ class ServerStore:
         offset = None
         while True:
             records, next_offset = self.client.scroll(
-                self.collection, scroll_filter=_filter(filters), limit=SCROLL_PAGE, offset=offset,
-                with_payload=models.PayloadSelectorInclude(include=payload_keys), with_vectors=False,
+                self.collection,
+                scroll_filter=_filter(filters),
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=models.PayloadSelectorInclude(include=payload_keys),
+                with_vectors=False,
             )
             yield from records
             if next_offset is None:
@@ -113,7 +117,10 @@ class ServerStore:
             offset = next_offset
 
     def unit_hashes(self, unit: str) -> dict[str, str]:
-        return {str(r.id): (r.payload or {}).get(CONTENT_HASH, "") for r in self._scroll({"unit": unit}, [CONTENT_HASH])}
+        return {
+            str(r.id): (r.payload or {}).get(CONTENT_HASH, "")
+            for r in self._scroll({"unit": unit}, [CONTENT_HASH])
+        }
 
     def units(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -125,14 +132,22 @@ class ServerStore:
     def count(self, unit: str | None = None) -> int:
         if not self._exists():
             return 0
-        return self.client.count(self.collection, count_filter=_filter({"unit": unit} if unit else None), exact=True).count
+        return self.client.count(
+            self.collection, count_filter=_filter({"unit": unit} if unit else None), exact=True
+        ).count
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]:
         if not ids or not self._exists():
             return []
-        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
-        return [StoredPoint(str(r.id), list(r.vector) if with_vectors and r.vector is not None else None,
-                            r.payload or {}) for r in records]
+        records = self.client.retrieve(
+            self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
+        )
+        return [
+            StoredPoint(
+                str(r.id), list(r.vector) if with_vectors and r.vector is not None else None, r.payload or {}
+            )
+            for r in records
+        ]
 
     def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
         if not self._exists():
