@@ -324,14 +324,23 @@ class Indexer:
         start = time.perf_counter()
         store = self.store()
         store.ensure_collection(self.embedder.dimensions)
+        done: list[tuple[str, int]] = []
         for key in keys:
-            self._write_unit(store, key, report)
+            indexed = self._write_unit(store, key, report)
+            if indexed is not None:
+                done.append((key, indexed))
             if progress:
                 progress(1)
+        # Units count as indexed only once their points are durable: a crash before this line leaves
+        # them pending, so the sensor or a retry writes them again (same ids, so no duplicates).
+        store.flush()
+        for key, indexed in done:
+            self.catalog.mark_indexed(key, indexed)
         report.seconds = time.perf_counter() - start
         return report
 
-    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> None:
+    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> int | None:
+        """Write one unit; returns its documents indexed, or None when some could not be."""
         record = self.catalog.unit(key)
         chunks = self.catalog.chunks(key)
         seen = (record.documents + record.rejected) if record else 0
@@ -373,8 +382,8 @@ class Indexer:
         report.unit_counts[key] = (indexed, seen)
         if failed_docs:
             report.failed_units.append(key)
-        else:
-            self.catalog.mark_indexed(key, indexed)
+            return None
+        return indexed
 
     def _upsert(self, store: VectorStore, batch: list[StoredPoint], report: WriteReport) -> None:
         if not batch:
@@ -394,6 +403,7 @@ class Indexer:
                 store.delete(ids)
                 deleted += len(ids)
             self.catalog.forget_unit(key)
+        store.flush()
         return deleted
 
     def orphan_units(self, in_corpus: set[str]) -> list[str]:

@@ -144,11 +144,15 @@ class OpenAIEmbedder:
         return _unwrap(result[0])
 
     def pack(self, counts: list[int], indexes: list[int]) -> list[_Batch]:
-        """Consecutive inputs grouped up to the request limits on count and tokens."""
+        """Consecutive inputs grouped up to the request limits on count and tokens.
+
+        A request also stays within 1/20 of a minute's token budget: the API refuses a request larger
+        than the budget, and small requests let the limiter pace smoothly near the ceiling."""
+        token_cap = min(self.max_tokens, max(1, int(self.limiter.tpm // 20)))
         batches: list[_Batch] = []
         current, tokens = [], 0
         for i in indexes:
-            if current and (len(current) >= self.max_inputs or tokens + counts[i] > self.max_tokens):
+            if current and (len(current) >= self.max_inputs or tokens + counts[i] > token_cap):
                 batches.append(_Batch(current, tokens))
                 current, tokens = [], 0
             current.append(i)

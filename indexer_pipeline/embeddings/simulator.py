@@ -130,7 +130,11 @@ class EmbeddingSimulator:
             }
 
     def start(self) -> EmbeddingSimulator:
-        app = Starlette(routes=[Route("/v1/embeddings", self._embeddings, methods=["POST"])])
+        app = Starlette(routes=[
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/_stats", self._stats_endpoint, methods=["GET"]),
+            Route("/_control", self._control_endpoint, methods=["POST"]),
+        ])
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -160,6 +164,28 @@ class EmbeddingSimulator:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # -- control over HTTP, for a simulator in another process (benchmarks) ----------------------------
+    async def _stats_endpoint(self, request: Request) -> Response:
+        stats = self.stats()
+        with self._lock:
+            duplicates = sum(1 for n in self.embedded_texts.values() if n > 1)
+        return JSONResponse({**stats, "status": dict(stats["status"]), "faults": dict(stats["faults"]),
+                             "duplicate_texts": duplicates})
+
+    async def _control_endpoint(self, request: Request) -> Response:
+        """{"latency_ms": .., "jitter_ms": .., "rpm": .., "tpm": .., "faults": {..}, "reset": true}"""
+        body = await request.json()
+        for name in ("latency_ms", "jitter_ms", "per_token_ms"):
+            if name in body:
+                setattr(self, name, float(body[name]))
+        if "faults" in body:
+            self.set_faults(**body["faults"])
+        if "rpm" in body or "tpm" in body:
+            self.rpm, self.tpm = body.get("rpm", self.rpm), body.get("tpm", self.tpm)
+        if body.get("reset") or "rpm" in body or "tpm" in body:
+            self.reset_stats()  # also refills the rate-limit buckets
+        return JSONResponse({"ok": True})
 
     # -- the API --------------------------------------------------------------------------------------
     def _count(self, key: str, n: int = 1) -> None:

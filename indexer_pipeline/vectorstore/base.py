@@ -63,6 +63,9 @@ class VectorStore(Protocol):
 
     def delete(self, ids: Iterable[str]) -> None: ...
 
+    def flush(self) -> None:
+        """Make the writes so far durable and visible to the next process that opens the store."""
+
     def unit_hashes(self, unit: str) -> dict[str, str]:
         """id -> content_hash of every point of a unit (a scroll whose cursor must advance)."""
 

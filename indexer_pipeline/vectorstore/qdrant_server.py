@@ -96,6 +96,9 @@ class ServerStore:
         if ids:
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=ids), wait=True)
 
+    def flush(self) -> None:
+        """Upserts wait for the server's acknowledgement; nothing is left to flush."""
+
     def _scroll(self, filters: dict | None, payload_keys: list[str]):
         if not self._exists():
             return
