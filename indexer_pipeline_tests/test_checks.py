@@ -1,0 +1,99 @@
+"""Asset checks driven to pass, warn and fail by real materializations.
+
+The simulator's latency and faults make the latency and error-rate checks fail for real; the
+thresholds come from the environment, as a person would configure them (no code change).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from indexer_pipeline.pipeline import Indexer
+
+from .test_assets import checks, materialize
+
+UNIT = "doc-handbook"
+
+
+def edit(corpus_env, text: str) -> None:
+    """New text, so the next run has something to embed (an all-cached run measures nothing)."""
+    (corpus_env.corpus_dirs[0] / "handbook" / "extra.md").write_text(f"# Extra\n\n{text}\n")
+
+
+@pytest.mark.parametrize(
+    "latency_ms, warn, error, expected",
+    [(0, 800, 1200, "pass"), (120, 100, 1000, "warn"), (120, 50, 100, "error")],
+)
+def test_request_latency_check(indexed_instance, corpus_env, simulator, monkeypatch, latency_ms, warn, error, expected):
+    instance, _, _ = indexed_instance
+    monkeypatch.setenv("INDEXER_CHECK_REQUEST_LATENCY_P95_MS_WARN", str(warn))
+    monkeypatch.setenv("INDEXER_CHECK_REQUEST_LATENCY_P95_MS_ERROR", str(error))
+    simulator.latency_ms = latency_ms
+    edit(corpus_env, f"latency case {latency_ms} {warn}")
+    result = materialize(instance, [UNIT])
+    evaluation = checks(result)["request_latency_p95"]
+    assert evaluation.passed == (expected == "pass")
+    if expected != "pass":
+        assert evaluation.severity == (dg.AssetCheckSeverity.WARN if expected == "warn" else dg.AssetCheckSeverity.ERROR)
+    assert evaluation.metadata["value"].value >= latency_ms
+    assert evaluation.metadata["warn_threshold"].value == warn  # the value and its threshold, side by side
+
+
+def test_error_rate_check_fails_when_the_api_errs(indexed_instance, corpus_env, simulator, monkeypatch):
+    instance, _, _ = indexed_instance
+    monkeypatch.setenv("EMBEDDING_MAX_INPUTS_PER_REQUEST", "1")
+    simulator.set_faults(next_500=3)  # three failed requests, each retried successfully
+    edit(corpus_env, "one\n\ntwo\n\nthree " * 40)
+    result = materialize(instance, [UNIT])
+    evaluation = checks(result)["api_error_rate"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["value"].value > 0.05
+    assert checks(result)["success_rate"].passed  # the retries saved every document
+
+
+def test_throughput_and_upsert_checks_report_thresholds(indexed_instance, corpus_env, monkeypatch):
+    instance, _, _ = indexed_instance
+    monkeypatch.setenv("INDEXER_CHECK_DOCS_PER_S_WARN", "1000000")
+    monkeypatch.setenv("INDEXER_CHECK_DOCS_PER_S_ERROR", "0")
+    monkeypatch.setenv("INDEXER_CHECK_UPSERT_LATENCY_P95_MS_WARN", "0")
+    monkeypatch.setenv("INDEXER_CHECK_UPSERT_LATENCY_P95_MS_ERROR", "100000")
+    edit(corpus_env, "throughput case")
+    evaluations = checks(materialize(instance, [UNIT]))
+    assert evaluations["throughput"].severity == dg.AssetCheckSeverity.WARN and not evaluations["throughput"].passed
+    assert evaluations["upsert_latency_p95"].severity == dg.AssetCheckSeverity.WARN
+
+
+def test_integrity_checks_catch_lost_and_orphan_points(indexed_instance, corpus_env):
+    instance, keys, _ = indexed_instance
+    with Indexer(corpus_env) as ix:
+        store = ix.store()
+        victim = next(iter(store.unit_hashes(UNIT)))
+        [kept] = store.retrieve([victim], with_vectors=True)
+        store.delete([victim])  # a point lost behind the pipeline's back ...
+        orphan_payload = {**kept.payload, "doc_id": "gone:doc"}
+        from indexer_pipeline.vectorstore.base import StoredPoint
+
+        # ... and a point no chunk accounts for, hidden under a valid content hash.
+        store.upsert([StoredPoint("00000000-0000-4000-8000-000000000001", kept.vector, orphan_payload)])
+        store.flush()
+    # The content hash of the lost point is gone, so a re-run restores it; the orphan is deleted.
+    result = materialize(instance, [UNIT])
+    assert checks(result)["points_match_chunks"].passed
+    with Indexer(corpus_env) as ix:
+        from indexer_pipeline.integrity import verify_units
+
+        ix.store().delete([victim])
+        ix.store().upsert([StoredPoint("00000000-0000-4000-8000-000000000002", kept.vector, orphan_payload)])
+        report = verify_units(ix.catalog, ix.store(), [UNIT], dimension=len(kept.vector))
+    assert report.missing == {UNIT: 1} and report.orphans == {UNIT: 1} and not report.complete
+
+
+def test_range_run_records_one_result_that_names_failing_units(indexed_instance, corpus_env, monkeypatch):
+    instance, keys, _ = indexed_instance
+    monkeypatch.setenv("INDEXER_CHECK_SUCCESS_RATE_WARN", "0.999")
+    (corpus_env.corpus_dirs[0] / "docs" / "broken.json").write_text("{")
+    evaluation = checks(materialize(instance, keys))["success_rate"]
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.partition is None  # Dagster 1.13 records one result for a range run ...
+    assert "doc-docs" in evaluation.description  # ... so it names the unit that fell short
