@@ -45,15 +45,48 @@ from indexer_pipeline.vectorstore.edge import EdgeStore
 LATENCY_MS, JITTER_MS = 350, 40
 TIER1 = {"rpm": 3_000, "tpm": 1_000_000}
 KEY = "sk-benchmark-key"
-WORDS = ("index cache retry sensor partition vector embed chunk token limit upsert query schema deploy "
-         "worker queue backoff latency shard replica payload filter cursor scroll batch metric alert").split()
+WORDS = [
+    "index",
+    "cache",
+    "retry",
+    "sensor",
+    "partition",
+    "vector",
+    "embed",
+    "chunk",
+    "token",
+    "limit",
+    "upsert",
+    "query",
+    "schema",
+    "deploy",
+    "worker",
+    "queue",
+    "backoff",
+    "latency",
+    "shard",
+    "replica",
+    "payload",
+    "filter",
+    "cursor",
+    "scroll",
+    "batch",
+    "metric",
+    "alert",
+]
 
 
 def make_corpus(root: Path, n: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     for i in range(n):
         bucket = rng.random()
-        words = rng.randint(8, 16) if bucket < 0.25 else rng.randint(35, 55) if bucket < 0.75 else rng.randint(90, 125)
+        words = (
+            rng.randint(8, 16)
+            if bucket < 0.25
+            else rng.randint(35, 55)
+            if bucket < 0.75
+            else rng.randint(90, 125)
+        )
         text = f"Task {i}: " + " ".join(rng.choice(WORDS) for _ in range(words))
         folder = root / "tasks" / f"bench-{i:05d}"
         folder.mkdir(parents=True)
@@ -71,9 +104,21 @@ class Simulator:
             self.port = s.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "indexer_pipeline.embeddings.simulator", "--port", str(self.port),
-             "--api-key", KEY, "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "indexer_pipeline.embeddings.simulator",
+                "--port",
+                str(self.port),
+                "--api-key",
+                KEY,
+                "--latency-ms",
+                str(LATENCY_MS),
+                "--jitter-ms",
+                str(JITTER_MS),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -87,8 +132,9 @@ class Simulator:
 
     def _call(self, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
@@ -118,16 +164,29 @@ def old_loop(sim: Simulator, texts: list[str], folder: Path) -> dict:
             store.upsert([StoredPoint(str(uuid.uuid4()), list(vector), {"unit": "old", "text": text})])
             time.sleep(0.1)
     elapsed = time.perf_counter() - start
-    return {"docs": len(texts), "seconds": elapsed, "docs_per_s": len(texts) / elapsed,
-            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "success": 1.0, "tokens": sim.stats()["tokens"], "429s": 0, "retries": 0}
+    return {
+        "docs": len(texts),
+        "seconds": elapsed,
+        "docs_per_s": len(texts) / elapsed,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "success": 1.0,
+        "tokens": sim.stats()["tokens"],
+        "429s": 0,
+        "retries": 0,
+    }
 
 
 def product(sim: Simulator, corpus: Path, data: Path, profile: bool = False, **limits) -> dict:
     settings = Settings.from_env(
-        corpus_dirs=[corpus], data_dir=data, embedding_provider="openai", openai_api_key=KEY,
-        openai_base_url=sim.base_url, rpm_limit=limits.get("rpm", TIER1["rpm"]),
-        tpm_limit=limits.get("tpm", TIER1["tpm"]), qdrant_url=None,
+        corpus_dirs=[corpus],
+        data_dir=data,
+        embedding_provider="openai",
+        openai_api_key=KEY,
+        openai_base_url=sim.base_url,
+        rpm_limit=limits.get("rpm", TIER1["rpm"]),
+        tpm_limit=limits.get("tpm", TIER1["tpm"]),
+        qdrant_url=None,
         max_inputs_per_request=limits.get("max_inputs", 2048),
     )
     profiler = cProfile.Profile() if profile else None
@@ -144,12 +203,23 @@ def product(sim: Simulator, corpus: Path, data: Path, profile: bool = False, **l
     s = embedded.stats
     server = sim.stats()
     result = {
-        "docs": read.documents, "seconds": elapsed, "docs_per_s": read.documents / elapsed,
-        "p50_ms": percentile(s.latencies_ms, 50), "p95_ms": percentile(s.latencies_ms, 95),
-        "success": written.success_rate, "tokens": s.tokens, "429s": s.rate_limited, "retries": s.retries,
-        "embed_seconds": embedded.seconds, "read_seconds": read.seconds, "write_seconds": written.seconds,
-        "points": points, "chunks": read.chunks, "requests": s.requests,
-        "duplicate_texts_at_server": server["duplicate_texts"], "server_429s": server["status"].get("429", 0),
+        "docs": read.documents,
+        "seconds": elapsed,
+        "docs_per_s": read.documents / elapsed,
+        "p50_ms": percentile(s.latencies_ms, 50),
+        "p95_ms": percentile(s.latencies_ms, 95),
+        "success": written.success_rate,
+        "tokens": s.tokens,
+        "429s": s.rate_limited,
+        "retries": s.retries,
+        "embed_seconds": embedded.seconds,
+        "read_seconds": read.seconds,
+        "write_seconds": written.seconds,
+        "points": points,
+        "chunks": read.chunks,
+        "requests": s.requests,
+        "duplicate_texts_at_server": server["duplicate_texts"],
+        "server_429s": server["status"].get("429", 0),
     }
     if profiler:
         out = io.StringIO()
@@ -159,8 +229,10 @@ def product(sim: Simulator, corpus: Path, data: Path, profile: bool = False, **l
 
 
 def row(name: str, r: dict) -> str:
-    return (f"{name:<34} {r['docs']:>6} {r['docs_per_s']:>9.1f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
-            f"{r['success']:>8.1%} {r['tokens']:>8} {r['429s']:>5} {r['retries']:>7}")
+    return (
+        f"{name:<34} {r['docs']:>6} {r['docs_per_s']:>9.1f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
+        f"{r['success']:>8.1%} {r['tokens']:>8} {r['429s']:>5} {r['retries']:>7}"
+    )
 
 
 def main() -> None:
@@ -175,8 +247,10 @@ def main() -> None:
             tmp = Path(tmp)
             corpus = tmp / "corpus"
             make_corpus(corpus, args.docs)
-            texts = [json.loads(p.read_text())[0]["content"]
-                     for p in sorted((corpus / "tasks").glob("*/api_conversation_history.json"))]
+            texts = [
+                json.loads(p.read_text())[0]["content"]
+                for p in sorted((corpus / "tasks").glob("*/api_conversation_history.json"))
+            ]
 
             sim.configure(**TIER1)
             a = old_loop(sim, texts[: args.old_sample], tmp / "old")
@@ -186,17 +260,22 @@ def main() -> None:
             lim = product(sim, corpus, tmp / "lim", rpm=TIER1["rpm"], tpm=args.limited_tpm)
             sim.configure()
             c = product(sim, corpus, tmp / "c", profile=True, rpm=10**9, tpm=10**12)
-            sim.configure(faults={"error_500": 0.02, "drop": 0.01, "spurious_429": 0.01, "retry_after_ms": 200},
-                          **TIER1)
+            sim.configure(
+                faults={"error_500": 0.02, "drop": 0.01, "spurious_429": 0.01, "retry_after_ms": 200}, **TIER1
+            )
             # Requests of 10 inputs: enough requests (~100) for the fault rates to bite.
             d = product(sim, corpus, tmp / "d", max_inputs=10)
     finally:
         sim.stop()
 
-    print(f"simulator: {LATENCY_MS} ms ± {JITTER_MS} ms per request; corpus: {args.docs} task descriptions, "
-          f"{b['tokens']} tokens ({b['tokens'] / args.docs:.0f} per document)\n")
-    print(f"{'run':<34} {'docs':>6} {'docs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'success':>8} {'tokens':>8} "
-          f"{'429s':>5} {'retries':>7}")
+    print(
+        f"simulator: {LATENCY_MS} ms ± {JITTER_MS} ms per request; corpus: {args.docs} task descriptions, "
+        f"{b['tokens']} tokens ({b['tokens'] / args.docs:.0f} per document)\n"
+    )
+    print(
+        f"{'run':<34} {'docs':>6} {'docs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'success':>8} {'tokens':>8} "
+        f"{'429s':>5} {'retries':>7}"
+    )
     print(row(f"(a) old loop ({args.old_sample}-doc sample)", a))
     print(row("(b) product, Tier-1 limits", b))
     print(row(f"(limiter) product, {args.limited_tpm:,} TPM", lim))
@@ -204,14 +283,20 @@ def main() -> None:
     print(row("(d) product, faults on, 10/request", d))
     print(f"\n(b) / (a) = {b['docs_per_s'] / a['docs_per_s']:.0f}x the old loop's docs/s")
     perfect = max(0.0, lim["tokens"] - args.limited_tpm) / (args.limited_tpm / 60)
-    print(f"limiter: {lim['tokens']} tokens at {args.limited_tpm:,} TPM: a perfect client needs {perfect:.1f} s "
-          f"(tokens beyond the first full bucket / refill rate); the embedding stage took "
-          f"{lim['embed_seconds']:.1f} s → efficiency {perfect / lim['embed_seconds']:.1%}; "
-          f"429s from the server: {lim['server_429s']}; indexed {lim['success']:.1%}")
-    print(f"(d) faults: {d['points']} points for {d['chunks']} chunks, {d['retries']} retries, "
-          f"{d['duplicate_texts_at_server']} texts embedded twice at the server, indexed {d['success']:.1%}")
-    print(f"(c) where the time goes: read+chunk {c['read_seconds']:.2f} s, embed {c['embed_seconds']:.2f} s "
-          f"({c['requests']} requests), write {c['write_seconds']:.2f} s\n")
+    print(
+        f"limiter: {lim['tokens']} tokens at {args.limited_tpm:,} TPM: a perfect client needs {perfect:.1f} s "
+        f"(tokens beyond the first full bucket / refill rate); the embedding stage took "
+        f"{lim['embed_seconds']:.1f} s → efficiency {perfect / lim['embed_seconds']:.1%}; "
+        f"429s from the server: {lim['server_429s']}; indexed {lim['success']:.1%}"
+    )
+    print(
+        f"(d) faults: {d['points']} points for {d['chunks']} chunks, {d['retries']} retries, "
+        f"{d['duplicate_texts_at_server']} texts embedded twice at the server, indexed {d['success']:.1%}"
+    )
+    print(
+        f"(c) where the time goes: read+chunk {c['read_seconds']:.2f} s, embed {c['embed_seconds']:.2f} s "
+        f"({c['requests']} requests), write {c['write_seconds']:.2f} s\n"
+    )
     print(c["profile"])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -115,8 +116,38 @@ def status_report(ix: Indexer) -> dict:
     return report
 
 
+def latest_checks() -> list[dict] | None:
+    """The latest result of every asset check, from the Dagster instance at DAGSTER_HOME (if any)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    from .dagster_defs.checks import COLLECTION_CHECKS, EMBEDDING_CHECKS
+
+    with dg.DagsterInstance.get() as instance:
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [spec.key for spec in EMBEDDING_CHECKS + COLLECTION_CHECKS]
+        )
+    rows = []
+    for key, record in sorted(latest.items(), key=lambda kv: kv[0].to_user_string()):
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        rows.append(
+            {
+                "asset": key.asset_key.to_user_string(),
+                "check": key.name,
+                "status": record.status.value,
+                "severity": evaluation.severity.value if evaluation and not evaluation.passed else None,
+                "partition": getattr(evaluation, "partition", None),
+                "description": evaluation.description if evaluation else None,
+                "at": _iso(record.create_timestamp),
+            }
+        )
+    return rows
+
+
 def cmd_status(ix: Indexer, args) -> int:
     report = status_report(ix)
+    report["checks"] = latest_checks()
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)
         print()
@@ -134,6 +165,11 @@ def cmd_status(ix: Indexer, args) -> int:
     print(f"chunks / points  {report['chunks']} / {points}")
     print(f"last indexed     {report['last_indexed'] or 'never'}")
     print(f"embedding cache  {report['cache']}")
+    if report["checks"]:
+        print("latest checks:")
+        for c in report["checks"]:
+            verdict = c["severity"] or c["status"]
+            print(f"  {c['asset']}/{c['check']:<24} {verdict:<10} {c['description'] or ''}")
     if report["rejected_files"]:
         print("rejected files:")
         for r in report["rejected_files"]:

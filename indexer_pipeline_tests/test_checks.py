@@ -25,7 +25,9 @@ def edit(corpus_env, text: str) -> None:
     "latency_ms, warn, error, expected",
     [(0, 800, 1200, "pass"), (120, 100, 1000, "warn"), (120, 50, 100, "error")],
 )
-def test_request_latency_check(indexed_instance, corpus_env, simulator, monkeypatch, latency_ms, warn, error, expected):
+def test_request_latency_check(
+    indexed_instance, corpus_env, simulator, monkeypatch, latency_ms, warn, error, expected
+):
     instance, _, _ = indexed_instance
     monkeypatch.setenv("INDEXER_CHECK_REQUEST_LATENCY_P95_MS_WARN", str(warn))
     monkeypatch.setenv("INDEXER_CHECK_REQUEST_LATENCY_P95_MS_ERROR", str(error))
@@ -35,7 +37,9 @@ def test_request_latency_check(indexed_instance, corpus_env, simulator, monkeypa
     evaluation = checks(result)["request_latency_p95"]
     assert evaluation.passed == (expected == "pass")
     if expected != "pass":
-        assert evaluation.severity == (dg.AssetCheckSeverity.WARN if expected == "warn" else dg.AssetCheckSeverity.ERROR)
+        assert evaluation.severity == (
+            dg.AssetCheckSeverity.WARN if expected == "warn" else dg.AssetCheckSeverity.ERROR
+        )
     assert evaluation.metadata["value"].value >= latency_ms
     assert evaluation.metadata["warn_threshold"].value == warn  # the value and its threshold, side by side
 
@@ -60,7 +64,10 @@ def test_throughput_and_upsert_checks_report_thresholds(indexed_instance, corpus
     monkeypatch.setenv("INDEXER_CHECK_UPSERT_LATENCY_P95_MS_ERROR", "100000")
     edit(corpus_env, "throughput case")
     evaluations = checks(materialize(instance, [UNIT]))
-    assert evaluations["throughput"].severity == dg.AssetCheckSeverity.WARN and not evaluations["throughput"].passed
+    assert (
+        evaluations["throughput"].severity == dg.AssetCheckSeverity.WARN
+        and not evaluations["throughput"].passed
+    )
     assert evaluations["upsert_latency_p95"].severity == dg.AssetCheckSeverity.WARN
 
 
@@ -97,3 +104,25 @@ def test_range_run_records_one_result_that_names_failing_units(indexed_instance,
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.partition is None  # Dagster 1.13 records one result for a range run ...
     assert "doc-docs" in evaluation.description  # ... so it names the unit that fell short
+
+
+def test_freshness_check_flags_changes_left_waiting(indexed_instance, corpus_env, monkeypatch):
+    import os
+    import time
+
+    from indexer_pipeline.dagster_defs.freshness import follows_the_corpus
+    from indexer_pipeline.definitions import defs
+
+    resource = defs.resources["indexer"]
+    result = follows_the_corpus(indexer=resource)
+    assert result.passed and result.metadata["units_pending"].value == 0
+    changed = corpus_env.corpus_dirs[0] / "docs" / "late.md"
+    changed.write_text("# Late\n\nWritten an hour ago and never indexed.\n")
+    hour_ago = time.time() - 3600
+    os.utime(changed, (hour_ago, hour_ago))
+    monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "90")
+    assert follows_the_corpus(indexer=resource).passed  # pending, but within the window
+    monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "30")
+    stale = follows_the_corpus(indexer=resource)
+    assert not stale.passed and "doc-docs" in stale.description
+    assert stale.metadata["oldest_pending_minutes"].value > 30

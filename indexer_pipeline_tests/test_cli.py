@@ -66,3 +66,21 @@ def test_register_adds_the_units_as_partitions(corpus_env, tmp_path, monkeypatch
     assert "16 units in the corpus, 0 newly registered" in capsys.readouterr().out
     with dg.DagsterInstance.get() as instance:
         assert len(instance.get_dynamic_partitions("source_units")) == 16
+
+
+def test_status_shows_the_latest_check_results(corpus_env, tmp_path, monkeypatch, capsys):
+    from .test_assets import materialize
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("source_units", ["doc-docs"])
+        assert materialize(instance, ["doc-docs"]).success
+    assert main(["status", "--json"]) == 0
+    checks = {(c["asset"], c["check"]): c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks[("qdrant_collection", "points_match_chunks")]["status"] == "SUCCEEDED"
+    assert checks[("qdrant_collection", "points_match_chunks")]["partition"] == "doc-docs"
+    assert len(checks) == 8
+    assert main(["status"]) == 0
+    assert "qdrant_collection/success_rate" in capsys.readouterr().out

@@ -130,11 +130,13 @@ class EmbeddingSimulator:
             }
 
     def start(self) -> EmbeddingSimulator:
-        app = Starlette(routes=[
-            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
-            Route("/_stats", self._stats_endpoint, methods=["GET"]),
-            Route("/_control", self._control_endpoint, methods=["POST"]),
-        ])
+        app = Starlette(
+            routes=[
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/_stats", self._stats_endpoint, methods=["GET"]),
+                Route("/_control", self._control_endpoint, methods=["POST"]),
+            ]
+        )
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -170,8 +172,14 @@ class EmbeddingSimulator:
         stats = self.stats()
         with self._lock:
             duplicates = sum(1 for n in self.embedded_texts.values() if n > 1)
-        return JSONResponse({**stats, "status": dict(stats["status"]), "faults": dict(stats["faults"]),
-                             "duplicate_texts": duplicates})
+        return JSONResponse(
+            {
+                **stats,
+                "status": dict(stats["status"]),
+                "faults": dict(stats["faults"]),
+                "duplicate_texts": duplicates,
+            }
+        )
 
     async def _control_endpoint(self, request: Request) -> Response:
         """{"latency_ms": .., "jitter_ms": .., "rpm": .., "tpm": .., "faults": {..}, "reset": true}"""
