@@ -32,9 +32,12 @@ def make_corpus(root: Path, tasks: int) -> None:
         folder = root / "tasks" / f"delta-{t:05d}"
         folder.mkdir(parents=True)
         messages = [
-            {"role": "user" if m % 2 == 0 else "assistant", "ts": 1_760_000_000_000 + m,
-             "content": f"Task {t} message {m}: the {TOPICS[(t + m) % 10]} needs a retry with backoff "
-                        f"and a clear log line when step {m} of job {t} fails."}
+            {
+                "role": "user" if m % 2 == 0 else "assistant",
+                "ts": 1_760_000_000_000 + m,
+                "content": f"Task {t} message {m}: the {TOPICS[(t + m) % 10]} needs a retry with backoff "
+                f"and a clear log line when step {m} of job {t} fails.",
+            }
             for m in range(10)
         ]
         (folder / "api_conversation_history.json").write_text(json.dumps(messages))
@@ -47,9 +50,14 @@ def run(settings: Settings, keys: list[str] | None = None) -> tuple[float, dict]
         read, embedded, written = ix.index(units)
         elapsed = time.perf_counter() - start
     return elapsed, {
-        "units": read.units, "documents": read.documents, "chunks": read.chunks,
-        "embedding_requests": embedded.stats.requests, "embedded": embedded.embedded,
-        "cache_hits": embedded.cache_hits, "upserted": written.upserted, "unchanged": written.unchanged,
+        "units": read.units,
+        "documents": read.documents,
+        "chunks": read.chunks,
+        "embedding_requests": embedded.stats.requests,
+        "embedded": embedded.embedded,
+        "cache_hits": embedded.cache_hits,
+        "upserted": written.upserted,
+        "unchanged": written.unchanged,
         "deleted": written.deleted,
     }
 
@@ -62,14 +70,21 @@ def main() -> None:
         corpus = Path(tmp) / "corpus"
         make_corpus(corpus, args.tasks)
         settings = Settings.from_env(
-            corpus_dirs=[corpus], data_dir=Path(tmp) / "data", embedding_provider="openai",
-            openai_api_key=sim.api_key, openai_base_url=sim.base_url, qdrant_url=None,
+            corpus_dirs=[corpus],
+            data_dir=Path(tmp) / "data",
+            embedding_provider="openai",
+            openai_api_key=sim.api_key,
+            openai_base_url=sim.base_url,
+            qdrant_url=None,
         )
         first, stats = run(settings)
         print(f"first index:        {first:7.2f} s  {stats}")
+        before = sim.stats()["requests"]
         again, stats = run(settings)
-        print(f"unchanged re-run:   {again:7.2f} s  {stats}  simulator requests since: "
-              f"{sim.stats()['requests'] - 0}")
+        print(
+            f"unchanged re-run:   {again:7.2f} s  {stats}  requests at the simulator: "
+            f"{sim.stats()['requests'] - before}"
+        )
 
         requests_before = sim.stats()["requests"]
         edited = corpus / "tasks" / "delta-00042" / "api_conversation_history.json"
@@ -79,19 +94,24 @@ def main() -> None:
         later = time.time_ns() + 2_000_000_000
         os.utime(edited, ns=(later, later))
 
-        resource = IndexerResource(corpus_dir=str(corpus), data_dir=str(Path(tmp) / "data"),
-                                   embedding_provider="openai")
+        resource = IndexerResource(
+            corpus_dir=str(corpus), data_dir=str(Path(tmp) / "data"), embedding_provider="openai"
+        )
         with dg.instance_for_test() as instance:
             with Indexer(settings) as ix:
                 instance.add_dynamic_partitions("source_units", [u.key for u in ix.units()])
             start = time.perf_counter()
-            result = corpus_change_sensor(dg.build_sensor_context(instance=instance, resources={"indexer": resource}))
+            result = corpus_change_sensor(
+                dg.build_sensor_context(instance=instance, resources={"indexer": resource})
+            )
             tick = time.perf_counter() - start
         requested = [r.partition_key for r in result.run_requests]
         print(f"sensor tick after one edit: {tick:.2f} s, units requested: {requested}")
         one, stats = run(settings, requested)
-        print(f"re-run of that unit: {one:7.2f} s  {stats}  "
-              f"simulator inputs embedded: {sim.stats()['inputs']}, requests: {sim.stats()['requests'] - requests_before}")
+        print(
+            f"re-run of that unit: {one:7.2f} s  {stats}  "
+            f"simulator inputs embedded: {sim.stats()['inputs']}, requests: {sim.stats()['requests'] - requests_before}"
+        )
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class ReadReport:
 
 @dataclass
 class EmbedReport:
+    provider: str = ""
     units: int = 0
     documents: int = 0
     chunks: int = 0
@@ -253,7 +254,7 @@ class Indexer:
     # -- stage 2: embeddings -------------------------------------------------------------------
     def embed_units(self, keys: Iterable[str], progress: Progress | None = None) -> EmbedReport:
         """Embed every chunk the cache does not hold; chunks of many units share requests."""
-        report = EmbedReport()
+        report = EmbedReport(provider=self.embedder.provider)
         start = time.perf_counter()
         pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
         texts: dict[str, str] = {}

