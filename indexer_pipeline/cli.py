@@ -137,7 +137,6 @@ def latest_checks() -> list[dict] | None:
                 "check": key.name,
                 "status": record.status.value,
                 "severity": evaluation.severity.value if evaluation and not evaluation.passed else None,
-                "partition": getattr(evaluation, "partition", None),
                 "description": evaluation.description if evaluation else None,
                 "at": _iso(record.create_timestamp),
             }

@@ -111,9 +111,10 @@ def test_one_edited_document_reembeds_only_its_changed_chunks(indexed_instance, 
     assert embedded["embedded"] >= 1
     assert simulator.stats()["inputs"] - inputs_before == embedded["embedded"] < embedded["chunks"]
     assert written["points_upserted"] == embedded["embedded"]
-    # Single-partition runs record per-partition check results.
+    # A one-unit run's results name their unit.
     evaluation = checks(result)["points_match_chunks"]
-    assert evaluation.passed and evaluation.partition == unit
+    assert evaluation.passed and evaluation.description.startswith(f"[unit {unit}]")
+    assert evaluation.metadata["scope"].value == f"unit {unit}"
     with Indexer(corpus_env) as ix:
         assert any("zebra" in h.payload["text"] for h in ix.search("zebra migrations", limit=3))
 

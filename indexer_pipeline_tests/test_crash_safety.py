@@ -33,7 +33,7 @@ def make_corpus(root) -> None:
         (folder / "api_conversation_history.json").write_text(json.dumps(messages))
 
 
-def run_cli(env, *args, kill_after: float | None = None) -> int | None:
+def run_cli(env, *args, kill_after: float | None = None, kill_when=None) -> int | None:
     process = subprocess.Popen(
         [sys.executable, "-m", "indexer_pipeline.cli", *args],
         env=env,
@@ -44,6 +44,11 @@ def run_cli(env, *args, kill_after: float | None = None) -> int | None:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err.decode()[-2000:]
         return process.returncode
+    deadline = time.monotonic() + 60
+    while (
+        kill_when is not None and not kill_when() and process.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
     time.sleep(kill_after)
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
@@ -51,8 +56,20 @@ def run_cli(env, *args, kill_after: float | None = None) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("kill_after", [1.0, 2.5, 4.0])
-def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(tmp_path, slow_simulator, kill_after):
+def writing_started(data_dir):
+    """The write stage holds the embedded store's lock file, with its pid in it."""
+    lock = data_dir / "qdrant_edge" / "documents.lock"
+    return lambda: lock.exists() and lock.read_text().strip() != ""
+
+
+@pytest.mark.parametrize(
+    "kill_after, in_write_stage",
+    [(1.0, False), (2.5, False), (4.0, False), (0.0, True), (0.3, True)],
+    ids=["starting", "reading-or-embedding", "embedding", "write-begins", "mid-write"],
+)
+def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(
+    tmp_path, slow_simulator, kill_after, in_write_stage
+):
     corpus = tmp_path / "corpus"
     make_corpus(corpus)
     env = {
@@ -67,7 +84,12 @@ def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(tmp_path, s
         "EMBEDDING_MAX_CONCURRENCY": "1",
         "EMBEDDING_MAX_INPUTS_PER_REQUEST": "16",
     }
-    run_cli(env, "index", kill_after=kill_after)
+    run_cli(
+        env,
+        "index",
+        kill_after=kill_after,
+        kill_when=writing_started(tmp_path / "data") if in_write_stage else None,
+    )
     run_cli(env, "index")
 
     settings = Settings.from_env(

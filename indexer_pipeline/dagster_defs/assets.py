@@ -9,7 +9,13 @@ import dagster as dg
 
 from ..integrity import verify_units
 from ..models import Rejection
-from .checks import COLLECTION_CHECKS, EMBEDDING_CHECKS, collection_check_results, embedding_check_results
+from .checks import (
+    COLLECTION_CHECKS,
+    EMBEDDING_CHECKS,
+    collection_check_results,
+    embedding_check_results,
+    scoped,
+)
 from .partitions import source_units
 from .resources import IndexerResource
 
@@ -71,7 +77,8 @@ def document_embeddings(context: dg.AssetExecutionContext, indexer: IndexerResou
         # Loud, with a count: the old system's swallowed errors made runs "succeed" with no data.
         context.log.error(f"{report.failed} of {report.chunks} chunks could not be embedded")
     return dg.MaterializeResult(
-        metadata={**report.metadata(), "model": model}, check_results=embedding_check_results(report)
+        metadata={**report.metadata(), "model": model},
+        check_results=scoped(embedding_check_results(report), context.partition_keys),
     )
 
 
@@ -97,4 +104,7 @@ def qdrant_collection(context: dg.AssetExecutionContext, indexer: IndexerResourc
             f"{report.documents_seen - report.documents_indexed} of {report.documents_seen} documents "
             f"were not indexed, in {len(report.failed_units)} units: {', '.join(report.failed_units[:20])}"
         )
-    return dg.MaterializeResult(metadata=metadata, check_results=collection_check_results(report, integrity))
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=scoped(collection_check_results(report, integrity), context.partition_keys),
+    )

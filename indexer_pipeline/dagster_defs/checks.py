@@ -1,77 +1,64 @@
 """Asset checks: the sign-off thresholds, and the integrity checks that prove nothing was lost.
 
 They run inside the asset's own step (the figures they judge are measured there), so every
-materialization carries its results. In a run over one unit Dagster records them per partition;
-in a range run it records one result, whose description names the units that failed.
+materialization carries its results. The checks are not partitioned: Dagster 1.13 records
+per-partition check results (a preview) only in one-unit runs, and its UI then shows every range
+run — "Materialize all", the sensor's first run — as "0 / 6 Passed". Instead each result names its
+scope: the unit of a one-unit run, or the units that fell short in a range run.
 """
-
-import warnings
 
 import dagster as dg
 
 from ..integrity import IntegrityReport
 from ..pipeline import EmbedReport, WriteReport
 from ..thresholds import Threshold, thresholds
-from .partitions import source_units
 
-# Partitioned check specs are a Dagster preview; they are what records a result per unit, so the
-# warning is acknowledged here rather than shown on every import.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.PreviewWarning)
-    EMBEDDING_CHECKS = [
-        dg.AssetCheckSpec(
-            "request_latency_p95",
-            asset="document_embeddings",
-            partitions_def=source_units,
-            description="p95 latency of embedding requests against the sign-off thresholds.",
-        ),
-        dg.AssetCheckSpec(
-            "throughput",
-            asset="document_embeddings",
-            partitions_def=source_units,
-            description="Documents per second, when anything needed embedding.",
-        ),
-        dg.AssetCheckSpec(
-            "api_error_rate",
-            asset="document_embeddings",
-            partitions_def=source_units,
-            description="Failed embedding requests / requests sent (retries included).",
-        ),
-    ]
-    COLLECTION_CHECKS = [
-        dg.AssetCheckSpec(
-            "success_rate",
-            asset="qdrant_collection",
-            partitions_def=source_units,
-            description="Documents indexed / documents seen (rejected files count as not indexed).",
-        ),
-        dg.AssetCheckSpec(
-            "upsert_latency_p95",
-            asset="qdrant_collection",
-            partitions_def=source_units,
-            description="p95 latency of Qdrant upsert batches.",
-        ),
-        dg.AssetCheckSpec(
-            "points_match_chunks",
-            asset="qdrant_collection",
-            partitions_def=source_units,
-            blocking=True,
-            description="Every chunk has its point; no duplicate or orphan point.",
-        ),
-        dg.AssetCheckSpec(
-            "vectors_valid",
-            asset="qdrant_collection",
-            partitions_def=source_units,
-            blocking=True,
-            description="Sampled vectors: the model's dimension, finite, non-zero.",
-        ),
-        dg.AssetCheckSpec(
-            "chunks_find_themselves",
-            asset="qdrant_collection",
-            partitions_def=source_units,
-            description="Sampled chunks are among the top hits of a search by their own vector.",
-        ),
-    ]
+EMBEDDING_CHECKS = [
+    dg.AssetCheckSpec(
+        "request_latency_p95",
+        asset="document_embeddings",
+        description="p95 latency of embedding requests against the sign-off thresholds.",
+    ),
+    dg.AssetCheckSpec(
+        "throughput",
+        asset="document_embeddings",
+        description="Documents per second, when anything needed embedding.",
+    ),
+    dg.AssetCheckSpec(
+        "api_error_rate",
+        asset="document_embeddings",
+        description="Failed embedding requests / requests sent (retries included).",
+    ),
+]
+COLLECTION_CHECKS = [
+    dg.AssetCheckSpec(
+        "success_rate",
+        asset="qdrant_collection",
+        description="Documents indexed / documents seen (rejected files count as not indexed).",
+    ),
+    dg.AssetCheckSpec(
+        "upsert_latency_p95",
+        asset="qdrant_collection",
+        description="p95 latency of Qdrant upsert batches.",
+    ),
+    dg.AssetCheckSpec(
+        "points_match_chunks",
+        asset="qdrant_collection",
+        blocking=True,
+        description="Every chunk has its point; no duplicate or orphan point.",
+    ),
+    dg.AssetCheckSpec(
+        "vectors_valid",
+        asset="qdrant_collection",
+        blocking=True,
+        description="Sampled vectors: the model's dimension, finite, non-zero.",
+    ),
+    dg.AssetCheckSpec(
+        "chunks_find_themselves",
+        asset="qdrant_collection",
+        description="Sampled chunks are among the top hits of a search by their own vector.",
+    ),
+]
 
 _SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
@@ -183,3 +170,19 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
         )
     )
     return results
+
+
+def scoped(results: list[dg.AssetCheckResult], keys: list[str]) -> list[dg.AssetCheckResult]:
+    """Say which units a result covers, in its description and metadata."""
+    scope = f"unit {keys[0]}" if len(keys) == 1 else f"{len(keys)} units"
+    return [
+        r._replace(
+            description=f"[{scope}] {r.description or ''}",
+            metadata={
+                **r.metadata,
+                "units": dg.MetadataValue.int(len(keys)),
+                "scope": dg.MetadataValue.text(scope),
+            },
+        )
+        for r in results
+    ]
