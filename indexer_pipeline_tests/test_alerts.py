@@ -47,7 +47,7 @@ def test_error_checks_are_posted_to_the_webhook(indexed_instance, corpus_env, re
 
     monkeypatch.delenv("INDEXER_ALERT_WEBHOOK_URL", raising=False)
     run = instance.get_run_by_id(result.run_id)
-    event = next(e for e in result.all_events if e.event_type_value == "RUN_SUCCESS")
+    event = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
     context = dg.build_run_status_sensor_context(
         sensor_name="alert_on_check_error", dagster_instance=instance, dagster_run=run, dagster_event=event
     )
