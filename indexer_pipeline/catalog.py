@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,21 +158,8 @@ class Catalog:
             (time.time(), documents_indexed, unit),
         )
 
-    def rejections(self, units: Iterable[str] | None = None) -> list[Rejection]:
-        if units is None:
-            rows = self._db.execute(
-                "SELECT unit, path, reason FROM rejections ORDER BY unit, path"
-            ).fetchall()
-        else:
-            keys = list(units)
-            rows = []
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
-                rows += self._db.execute(
-                    f"SELECT unit, path, reason FROM rejections WHERE unit IN ({','.join('?' * len(part))})"
-                    " ORDER BY unit, path",
-                    part,
-                ).fetchall()
+    def rejections(self) -> list[Rejection]:
+        rows = self._db.execute("SELECT unit, path, reason FROM rejections ORDER BY unit, path").fetchall()
         return [Rejection(*r) for r in rows]
 
     def unit(self, key: str) -> UnitRecord | None:

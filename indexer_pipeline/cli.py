@@ -13,6 +13,7 @@ import textwrap
 from tqdm import tqdm
 
 from .config import Settings
+from .corpus import CorpusError
 from .embeddings import EmbeddingAuthError
 from .pipeline import Indexer
 from .vectorstore.base import StoreBusyError, VectorStoreError
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Indexer(settings, log=lambda m: print(m, file=sys.stderr)) as ix:
             return COMMANDS[args.command](ix, args)
-    except (StoreBusyError, EmbeddingAuthError, VectorStoreError, ValueError, KeyError) as exc:
+    except (CorpusError, StoreBusyError, EmbeddingAuthError, VectorStoreError, ValueError, KeyError) as exc:
         print(f"indexer-pipeline: {exc}", file=sys.stderr)
         return 2
 

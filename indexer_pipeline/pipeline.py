@@ -35,11 +35,6 @@ EMBED_GROUP_CHUNKS = 8192
 Progress = Callable[[int], None]  # called with the number of units just finished
 
 
-class UnknownUnitError(KeyError):
-    def __str__(self) -> str:
-        return f"no source unit {self.args[0]!r} in the corpus (run `indexer-pipeline status` to list units)"
-
-
 @dataclass
 class ReadReport:
     units: int = 0

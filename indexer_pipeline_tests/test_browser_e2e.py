@@ -9,9 +9,7 @@ must find a sample document. Bounded in time; stops every process it started.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ import pytest
 from indexer_pipeline.config import SAMPLE_CORPUS
 from indexer_pipeline.corpus import discover_units
 
-from .test_dagster_dev_e2e import REPO, free_port
+from .test_dagster_dev_e2e import REPO, dagster_dev_process, dagster_env, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -45,52 +43,14 @@ if not Path(CHROMIUM).exists():
 def ui(tmp_path, simulator):
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "INDEXER_CORPUS_DIR": str(corpus),
-        "INDEXER_DATA_DIR": str(tmp_path / "data"),
-        "EMBEDDING_PROVIDER": "openai",
-        "OPENAI_API_KEY": simulator.api_key,
-        "OPENAI_BASE_URL": simulator.base_url,
-        "EMBEDDING_DIMENSIONS": "64",
-        # The sensor's first tick would index the corpus too; this test launches the run itself.
-        "INDEXER_SENSOR_INTERVAL_S": "3600",
-    }
+    # The sensor's first tick would index the corpus too; this test launches the run itself.
+    env = dagster_env(tmp_path, corpus, simulator, INDEXER_SENSOR_INTERVAL_S="3600")
     cli = str(Path(sys.executable).with_name("indexer-pipeline"))
     subprocess.run([cli, "register"], env=env, check=True, capture_output=True, timeout=120)
     log = tmp_path / "dagster_dev.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
-                "-w",
-                str(REPO / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with dagster_dev_process(env, log, port):
         yield port, env, corpus, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def wait_until(predicate, what: str, log: Path, timeout: float = 240):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,56 @@ def texts_in_index(settings: Settings, query: str) -> list[str] | None:
         return None
 
 
+def dagster_env(tmp_path, corpus, simulator, **extra) -> dict:
+    """The environment of a user's `dagster dev`: a fresh DAGSTER_HOME with the shipped dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "INDEXER_CORPUS_DIR": str(corpus),
+        "INDEXER_DATA_DIR": str(tmp_path / "data"),
+        "EMBEDDING_PROVIDER": "openai",
+        "OPENAI_API_KEY": simulator.api_key,
+        "OPENAI_BASE_URL": simulator.base_url,
+        "EMBEDDING_DIMENSIONS": "64",
+        **extra,
+    }
+
+
+@contextmanager
+def dagster_dev_process(env: dict, log: Path, port: int):
+    """`dagster dev` on 127.0.0.1 in its own process group, stopped (group and all) on exit."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "dev",
+                "-w",
+                str(REPO / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
 @pytest.fixture
 def dagster_dev(tmp_path, simulator):
     corpus = tmp_path / "corpus"
@@ -79,20 +130,7 @@ def dagster_dev(tmp_path, simulator):
     (corpus / "notes").mkdir()
     (corpus / "notes" / "gardening.md").write_text("# Gardening\n\nTomatoes need sun and regular watering.\n")
     (corpus / "notes" / "astronomy.md").write_text("# Astronomy\n\nJupiter has dozens of moons.\n")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "INDEXER_CORPUS_DIR": str(corpus),
-        "INDEXER_DATA_DIR": str(tmp_path / "data"),
-        "INDEXER_SENSOR_INTERVAL_S": "5",
-        "EMBEDDING_PROVIDER": "openai",
-        "OPENAI_API_KEY": simulator.api_key,
-        "OPENAI_BASE_URL": simulator.base_url,
-        "EMBEDDING_DIMENSIONS": "64",
-    }
+    env = dagster_env(tmp_path, corpus, simulator, INDEXER_SENSOR_INTERVAL_S="5")
     settings = Settings.from_env(
         corpus_dirs=[corpus],
         data_dir=tmp_path / "data",
@@ -102,33 +140,8 @@ def dagster_dev(tmp_path, simulator):
         embedding_dimensions=64,
     )
     log = tmp_path / "dagster_dev.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
-                "-w",
-                str(REPO / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(free_port()),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with dagster_dev_process(env, log, free_port()):
         yield corpus, settings, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def test_sensor_indexes_edits_and_deletions_by_itself(dagster_dev):

@@ -7,12 +7,9 @@ partitions itself: every unit whose files differ from what was last indexed succ
 
 import dagster as dg
 
-from ..catalog import Catalog
-from ..corpus import corpus_fingerprints
 from .jobs import clean_up_job, index_job
-from .partitions import source_units
 from .resources import IndexerResource
-from .sensors import change_requests, plan_changes
+from .sensors import change_requests, corpus_state, plan_changes
 
 
 @dg.schedule(
@@ -22,11 +19,7 @@ from .sensors import change_requests, plan_changes
     description="Nightly: re-index every registered unit whose files differ from what was indexed.",
 )
 def nightly_reconcile(context: dg.ScheduleEvaluationContext, indexer: IndexerResource):
-    settings = indexer.settings()
-    fingerprints = corpus_fingerprints(settings.corpus_dirs)
-    partitions = list(context.instance.get_dynamic_partitions(source_units.name))
-    with Catalog(settings.catalog_path) as catalog:
-        indexed = catalog.indexed_fingerprints()
+    fingerprints, partitions, indexed = corpus_state(context.instance, indexer)
     _, changed, _ = plan_changes(fingerprints, partitions, indexed)
     if not changed:
         return dg.SkipReason(f"all {len(partitions)} registered units are indexed")

@@ -42,6 +42,16 @@ def plan_changes(
     return new, changed, deleted
 
 
+def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource):
+    """(fingerprints now, registered partitions in order, fingerprints at the last successful index)."""
+    settings = indexer.settings()
+    fingerprints = corpus_fingerprints(settings.corpus_dirs)
+    partitions = list(instance.get_dynamic_partitions(source_units.name))
+    with Catalog(settings.catalog_path) as catalog:
+        indexed = catalog.indexed_fingerprints()
+    return fingerprints, partitions, indexed
+
+
 def range_request(keys: list[str], run_key: str) -> dg.RunRequest:
     """One single-run backfill over a contiguous range of partitions."""
     return dg.RunRequest(
@@ -77,11 +87,7 @@ def change_requests(
     description="Indexes new and changed source units and removes deleted ones from the collection.",
 )
 def corpus_change_sensor(context: dg.SensorEvaluationContext, indexer: IndexerResource):
-    settings = indexer.settings()
-    fingerprints = corpus_fingerprints(settings.corpus_dirs)
-    partitions = list(context.instance.get_dynamic_partitions(source_units.name))
-    with Catalog(settings.catalog_path) as catalog:
-        indexed = catalog.indexed_fingerprints()
+    fingerprints, partitions, indexed = corpus_state(context.instance, indexer)
     new, changed, deleted = plan_changes(fingerprints, partitions, indexed)
     if not (new or changed or deleted):
         return dg.SensorResult(skip_reason=f"{len(fingerprints)} units, all indexed")
