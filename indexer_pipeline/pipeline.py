@@ -211,7 +211,10 @@ class Indexer:
         found, gone = [], []
         for key in keys:
             unit = find_unit(self.settings.corpus_dirs, key)
-            (found.append(unit) if unit else gone.append(key))
+            if unit:
+                found.append(unit)
+            else:
+                gone.append(key)
         return found, gone
 
     def cache_key(self, text: str) -> str:
