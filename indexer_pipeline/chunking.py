@@ -1,8 +1,10 @@
-"""Token-aware chunking: redacted text cut into windows of at most `max_tokens` tokens, with overlap.
+"""Token-aware chunking: a document's redacted text cut into windows of at most `max_tokens` tokens.
 
-Chunks are slices of the original text at token boundaries (from the model's tokenizer offsets),
-never decoded tokens: the local model's tokenizer lowercases, and a decode could change the text.
-A text longer than one input is split; nothing is truncated or dropped.
+Chunks are slices of the text at token boundaries (from the embedder's own tokenizer offsets),
+never decoded tokens: the local model's tokenizer lowercases, so a decode would change the text.
+A text longer than one model input is split; nothing is truncated or dropped: every character is
+in at least one chunk. Work is linear in the text: each cut looks back over at most the last 15 %
+of its window, each overlap over at most `overlap` tokens.
 """
 
 from __future__ import annotations
@@ -13,35 +15,73 @@ from dataclasses import dataclass
 from .models import Chunk, Document
 from .redaction import redact
 
-TokenOffsets = Callable[[str], list[int]]
+TokenOffsets = Callable[[str], list[int]]  # character offset where each token starts
 
-# A chunk may end this far before the window's end, to stop at a paragraph, line, sentence or space.
+# A chunk may end this much of its window early, to stop at a paragraph, line, sentence or word.
 BOUNDARY_SLACK = 0.15
-_BOUNDARIES = ("\n\n", "\n", ". ", " ")
+PARAGRAPH, LINE, SENTENCE, WORD, NONE = 4, 3, 2, 1, 0
 
 
 @dataclass
 class ChunkedDocument:
     chunks: list[Chunk]
-    redactions: int
+    redactions: int  # secrets replaced in the text before it was cut
+
+
+def _boundary(text: str, pos: int) -> int:
+    """How clean a cut before character `pos` is; the two characters on either side decide."""
+    before, after = text[max(pos - 2, 0) : pos], text[pos : pos + 2]
+    if "\n\n" in before + after:
+        return PARAGRAPH
+    if "\n" in before[-1:] + after[:1]:
+        return LINE
+    if not (before[-1:].isspace() or after[:1].isspace()):
+        return NONE
+    # `end.| Next` or `end. |Next`: tokenizers put the space before or after the cut.
+    return SENTENCE if before.rstrip()[-1:] in (".", "!", "?") else WORD
+
+
+def _splits_character(offsets: list[int], token: int) -> bool:
+    """A byte-level BPE token inside a multi-byte character starts at that character, like its neighbour."""
+    return offsets[token] == offsets[token - 1]
 
 
 def _cut(text: str, offsets: list[int], start: int, end: int) -> int:
-    """The token index to end a window [start, end) at: the latest boundary in its last stretch."""
+    """Where the window [start, end) should end: the cleanest boundary in its last stretch, latest first."""
     if end >= len(offsets):
         return len(offsets)
-    lowest = max(start + 1, end - int((end - start) * BOUNDARY_SLACK))
-    for boundary in _BOUNDARIES:
-        for token in range(end, lowest - 1, -1):
-            # A token that starts right after the boundary text is a clean place to cut.
-            if text.endswith(boundary, 0, offsets[token]):
-                return token
-    return end
+    best, best_level = end, NONE
+    for token in range(end, max(start + 1, end - int((end - start) * BOUNDARY_SLACK)) - 1, -1):
+        if _splits_character(offsets, token):
+            continue
+        level = _boundary(text, offsets[token])
+        if level > best_level:
+            best, best_level = token, level
+            if level == PARAGRAPH:
+                break
+    while best_level == NONE and best > start + 1 and _splits_character(offsets, best):
+        best -= 1
+    return best
+
+
+def _next_start(text: str, offsets: list[int], start: int, end: int, overlap: int) -> int:
+    """The first token of the next window: `overlap` tokens back, moved forward to a word start."""
+    back = max(end - overlap, start + 1)
+    for token in range(back, end):
+        if not _splits_character(offsets, token) and _boundary(text, offsets[token]) != NONE:
+            return token
+    # No word start in the overlap: at least start on a character's first token, so the chunk
+    # holds every token its text encodes and `Chunk.tokens` stays exact.
+    while back > start + 1 and _splits_character(offsets, back):
+        back -= 1
+    return back
 
 
 def chunk_document(
     doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int
 ) -> ChunkedDocument:
+    """Redact `doc` and cut it into chunks of at most `max_tokens` tokens, consecutive chunks sharing
+    up to `overlap` tokens (fewer when that keeps the next chunk from starting inside a word)."""
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise ValueError(
             f"chunk overlap ({overlap}) must be at least 0 and below the chunk size ({max_tokens})"
@@ -49,21 +89,20 @@ def chunk_document(
     text, redactions = redact(doc.text)
     if not text.strip():
         return ChunkedDocument([], redactions)
-    offsets = token_offsets(text)
+    # Text the tokenizer reads as nothing (only control characters) still becomes one chunk.
+    offsets = token_offsets(text) or [0]
     base = {**doc.metadata, "unit": doc.unit, "doc_id": doc.doc_id, "path": doc.path}
     chunks: list[Chunk] = []
     start = 0
-    while start < len(offsets):
-        end = _cut(text, offsets, start, min(start + max_tokens, len(offsets)))
-        first = 0 if start == 0 else offsets[start]
-        last = len(text) if end >= len(offsets) else offsets[end]
-        piece = text[first:last]
+    while True:
+        end = _cut(text, offsets, start, start + max_tokens)
+        # The first chunk takes what precedes the first token, the last what follows its last.
+        piece = text[offsets[start] if start else 0 : offsets[end] if end < len(offsets) else len(text)]
         if piece.strip():
             index = len(chunks)
             chunks.append(
                 Chunk(doc.unit, doc.doc_id, index, piece, end - start, {**base, "chunk_index": index})
             )
-        if end >= len(offsets):
-            break
-        start = max(end - overlap, start + 1)
-    return ChunkedDocument(chunks, redactions)
+        if end == len(offsets):
+            return ChunkedDocument(chunks, redactions)
+        start = _next_start(text, offsets, start, end, overlap)

@@ -1,55 +1,141 @@
 """Secrets removed from text before it is embedded (leaves the machine) or stored (Qdrant, catalog).
 
-One compiled alternation, one pass per text. A match is replaced by `[REDACTED:<kind>]`; for
-assignments (`DB_PASSWORD=…`, `"api_key": "…"`, `Authorization: Bearer …`) the name stays, so a
-reader still sees what was there. Placeholders (`<your-key>`, `${VAR}`, `$VAR`) are not secrets.
+One compiled alternation, one pass per text. A match becomes `[REDACTED:<kind>]`. Keys with a
+recognisable shape (`sk-…`, `ghp_…`, `AKIA…`, JWTs, PEM private keys…) go wherever they appear. For
+assignments (`DB_PASSWORD=…`, `"api_key": "…"`, `Authorization: Bearer …`, `postgres://user:pw@…`)
+only the value goes: the name, separator and quotes stay, so a reader still sees what was there.
+
+Judgement calls, biased toward redacting (a false positive costs a few words of search text, a
+false negative leaks a credential):
+- Names: any ending in TOKEN, SECRET, PASSWORD, PASSWD or PASSPHRASE, an upper-case `NAME_KEY`
+  (the env-var convention), or a `…key` with a credential prefix (`api_key`, `private-key`,
+  `accessKey`); so `sort_key=lambda x: x` and `partition_key: day` stay.
+- Values kept: shorter than 6 characters (`token: 5`), placeholders (`<your-key>`, `${VAR}`,
+  `$VAR`, `%VAR%`, `{{ x }}`, `xxx`, `***`, `changeme`, `your-…`, `none`, `true`), and unquoted
+  code (`os.environ["X"]`, `getpass()`, `api_key=settings.api_key`, `token=accessToken`).
+- A bare `Bearer <token>` outside an Authorization header counts only when the token has a digit
+  or mixed case, so prose such as "bearer responsibilities" stays.
+Idempotent: a `[REDACTED:…]` marker is itself a placeholder, so a second pass changes nothing.
+
+Speed (this runs on every document): each alternative starts with a literal character or a
+character class, so the engine rejects most positions on one comparison; a leading `\\b`, named
+group or case-insensitive letter would send every position through the full alternative. Word
+boundaries are therefore checked by a look-behind after the literal, kinds are tagged by empty
+groups at the end, and no quantifier can rescan a long line from each of its positions.
 """
 
 from __future__ import annotations
 
 import re
 
-_PATTERNS = {
-    # Named groups: `keep` (prefix kept as is) and `secret` (replaced).
-    "openai_key": r"(?P<openai_key>\bsk-(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_\-]{20,})",
-    "github_token": r"(?P<github_token>\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}))",
-    "aws_access_key": r"(?P<aws_access_key>\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)",
-    "bearer": r"(?P<bearer>(?i:\bbearer)\s+)(?P<bearer_secret>[A-Za-z0-9_\-\.=+/~]{16,})",
-    # NAME_KEY=…, export FOO_SECRET="…", password: …, "api_key": "…"
-    "assignment": (
-        r"(?P<assignment>(?i:[\"']?\b[A-Za-z0-9_.\-]*"
-        r"(?:[_\-]key|api[_\-]?key|secret(?:[_\-]?key)?|token|passw(?:or)?d|passwd|access[_\-]?key|private[_\-]?key)"
-        r"[\"']?\s*[:=]\s*[\"']?))"
-        r"(?P<assignment_secret>(?![<$\[{])[^\s\"',;]{6,})"
-    ),
+_WORD_CHAR = "[A-Za-z0-9_]"
+
+
+def _word_start(prefix: str) -> str:
+    """`prefix` (fixed width) only where it begins a word."""
+    return f"{prefix}(?<!{_WORD_CHAR}{prefix})"
+
+
+def _ci(word: str) -> str:
+    """`word` in any case, its first letter a plain class (see Speed above)."""
+    return f"[{word[0].upper()}{word[0].lower()}](?i:{word[1:]})"
+
+
+# Keys recognisable by their shape alone, wherever they appear.
+_SHAPES = {
+    "private_key": r"-----BEGIN[A-Z ]{0,20} PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z ]{0,20} PRIVATE KEY-----|\Z)",
+    "openai_key": _word_start("sk-") + r"(?=[A-Za-z0-9_\-]{0,200}\d)[A-Za-z0-9_\-]{20,}",
+    "github_token": f"{_word_start('gh[pousr]_')}[A-Za-z0-9]{{30,}}|{_word_start('github_pat_')}[A-Za-z0-9_]{{30,}}",
+    "aws_access_key": _word_start("A[KS]IA") + r"[A-Z0-9]{16}(?![A-Za-z0-9_])",
+    "stripe_key": _word_start("[rs]k_") + r"(?:live|test)_[A-Za-z0-9]{16,}",
+    "slack_token": _word_start("xox[abposr]-") + r"[A-Za-z0-9\-]{10,}",
+    "google_api_key": _word_start("AIza") + r"[A-Za-z0-9_\-]{35,}",
+    "jwt": _word_start("eyJ") + r"[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+",
 }
-_REGEX = re.compile("|".join(_PATTERNS.values()))
-_PLACEHOLDER = re.compile(
-    r"^(?:x+|\*+|\.+|changeme|example|none|null|true|false|redacted\b.*)$", re.IGNORECASE
+_SHAPE = "|".join(f"(?:{pattern})(?P<{kind}>)" for kind, pattern in _SHAPES.items())
+_SHAPE_ONLY = re.compile(_SHAPE)
+
+_CREDENTIAL = r"[A-Za-z0-9\-._~+/]"  # RFC 6750 token characters
+# `Authorization: Bearer|Basic|Token <credentials>`; elsewhere `Bearer <token>` (checked in _replace).
+_AUTH = (
+    _ci("authorization") + r"[\"']?[ \t]*[:=][ \t]*[\"']?(?P<scheme>(?i:bearer|basic|token))[ \t]+"
+    rf"(?P<auth>{_CREDENTIAL}{{8,}}=*)"
+    "|" + _ci("bearer") + rf"[ \t]+(?P<bearer>{_CREDENTIAL}{{16,}}=*)"
 )
+
+_SCHEME_KINDS = {"bearer": "bearer_token", "basic": "basic_auth", "token": "auth_token"}
+
+# The match starts at the word that names a credential, not at the start of the name: a prefix of
+# unbounded length would be rescanned from every `.` or `-` of a long line.
+_KEY_PREFIXES = ("api", "access", "secret", "private", "client", "auth", "master", "signing", "encryption")
+_NAME = "|".join(
+    [
+        _ci("aws_secret_access_key") + "(?P<aws_name>)",
+        f"(?:{_ci('password')}|{_ci('passwd')}|{_ci('passphrase')})(?P<password_name>)",
+        _ci("token"),
+        _ci("secret"),
+        "(?:" + "|".join(map(_ci, _KEY_PREFIXES)) + ")[_\\-]?" + _ci("key"),
+        "_KEY",
+    ]
+)
+_ASSIGNMENT = (
+    rf"(?:{_NAME})[\"']?[ \t]*(?::=|=>|[:=])[ \t]*"
+    r"(?:\"(?P<dquoted>[^\"\n]+)\"|'(?P<squoted>[^'\n]+)'|(?P<bare>[^\s\"',;&)\]}>]+))"
+)
+# `scheme://user:password@host`, anchored on `://` with the user name bounded.
+_URL = r"://[^\s:/@]{1,64}:(?P<url_password>[^\s/@]+)@"
+
+_REGEX = re.compile(f"{_SHAPE}|{_AUTH}|{_ASSIGNMENT}|{_URL}")
+
+MIN_SECRET_LENGTH = 6
+_PLACEHOLDER = re.compile(
+    r"[<$\[{%]|(?:x+|\*+|\.+|-+|changeme|example|dummy|placeholder|none|null|nil|undefined|true|false"
+    r"|required|optional|string|password|secret|token|your[_\-].*)$",
+    re.IGNORECASE,
+)
+# Unquoted values that read as code: a call or subscript, or a snake_case, camelCase or dotted name
+# (`api_key`, `accessToken`, `settings.api_key`). With a digit it is more likely a credential.
+_CODE = re.compile(r".*[(\[{]|(?=.*(?:[_.]|[a-z][A-Z]))[A-Za-z_][A-Za-z_.]*$")
+_RANDOM = re.compile(r".*\d|.+[A-Z].*[a-z]|.+[a-z].*[A-Z]")
 
 
 def _replace(match: re.Match) -> str:
     kind = match.lastgroup
-    if match.group("bearer_secret"):
-        return f"{match.group('bearer')}[REDACTED:bearer_token]"
-    if match.group("assignment_secret"):
-        value = match.group("assignment_secret")
-        if _PLACEHOLDER.match(value) or value.startswith("[REDACTED"):
+    if kind in _SHAPES:
+        return f"[REDACTED:{kind}]"
+    if kind == "auth":
+        return _masked(match, "auth", _SCHEME_KINDS[match.group("scheme").lower()])
+    if kind == "bearer":
+        if not _RANDOM.match(match.group("bearer")):
             return match.group(0)
-        return f"{match.group('assignment')}[REDACTED:secret]"
-    return f"[REDACTED:{kind}]"
+        return _masked(match, "bearer", "bearer_token")
+    value = match.group(kind)
+    if len(value) < MIN_SECRET_LENGTH or _PLACEHOLDER.match(value) or (kind == "bare" and _CODE.match(value)):
+        return match.group(0)
+    # Name the kind as precisely as the evidence allows.
+    shape = _SHAPE_ONLY.fullmatch(value)
+    if shape:
+        return _masked(match, kind, shape.lastgroup)
+    if kind == "url_password" or match.group("password_name") is not None:
+        return _masked(match, kind, "password")
+    return _masked(match, kind, "aws_secret_key" if match.group("aws_name") is not None else "secret")
+
+
+def _masked(match: re.Match, group: str, kind: str) -> str:
+    """The match with only `group` replaced, so names, separators and quotes around it stay."""
+    start, end = match.start(group) - match.start(), match.end(group) - match.start()
+    whole = match.group(0)
+    return f"{whole[:start]}[REDACTED:{kind}]{whole[end:]}"
 
 
 def redact(text: str) -> tuple[str, int]:
-    """(text without secrets, how many were replaced). Idempotent: markers are never matched again."""
+    """(text without secrets, how many were replaced). Never logs what it finds."""
     count = 0
 
     def counted(match: re.Match) -> str:
         nonlocal count
         replacement = _replace(match)
-        if replacement != match.group(0):
-            count += 1
+        count += replacement != match.group(0)
         return replacement
 
     return _REGEX.sub(counted, text), count
