@@ -2,9 +2,12 @@
 
 Two token buckets, full at the start like the server's, refilled continuously at the configured
 rates. Every request takes one request and its tokens before it is sent, so the client, not a storm
-of 429s, sets the pace. The server knows best: `x-ratelimit-remaining-*` headers lower our buckets
-when the server has less left than we think (other clients share the key), and a 429 pauses every
-request until its retry-after and slows the refill by 10 %, which recovers by 1 % per success.
+of 429s, sets the pace. The server knows best, so its headers only ever correct us downward:
+`x-ratelimit-remaining-*` lowers a bucket when the server has less left than we think (other clients
+share the key), and `x-ratelimit-limit-*` with `x-ratelimit-reset-*` (the time until the server's
+bucket is full again) give the server's refill rate, adopted when it is slower than ours (a lower
+tier than configured). A 429 pauses every request until its retry-after and slows the refill by
+10 %, which recovers by 1 % per success.
 """
 
 from __future__ import annotations
@@ -25,50 +28,76 @@ def parse_duration(text: str | None) -> float | None:
     return sum(float(n) * _SECONDS[u] for n, u in parts) if parts else None
 
 
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+class _Bucket:
+    def __init__(self, per_minute: float):
+        self.capacity = self.per_minute = float(per_minute)
+        self.level = self.capacity
+
+    def refill(self, elapsed_s: float, factor: float) -> None:
+        self.level = min(self.capacity, self.level + elapsed_s * self.per_minute / 60 * factor)
+
+    def seconds_until(self, amount: float, factor: float) -> float:
+        return max(0.0, (amount - self.level) * 60 / (self.per_minute * factor))
+
+    def observe(self, limit: float | None, remaining: float | None, reset_s: float | None) -> None:
+        if remaining is None:
+            return
+        self.level = min(self.level, remaining)
+        if limit:
+            self.capacity = min(self.capacity, limit)
+        # Only a deficit of 10 % or more measures the server's rate well (headers are rounded).
+        if limit and reset_s and limit - remaining >= 0.1 * limit:
+            self.per_minute = min(self.per_minute, (limit - remaining) / reset_s * 60)
+
+
 class AdaptiveLimiter:
     MIN_FACTOR = 0.5
 
     def __init__(self, rpm: float, tpm: float, clock=time.monotonic):
-        self.rpm, self.tpm = float(rpm), float(tpm)
+        self.requests, self.tokens = _Bucket(rpm), _Bucket(tpm)
         self._clock = clock
-        self._requests, self._tokens = self.rpm, self.tpm
         self._last = clock()
         self._paused_until = 0.0
-        self.factor = 1.0  # share of the configured rates currently used
+        self.factor = 1.0  # share of the rates currently used
 
     def _refill(self) -> None:
         now = self._clock()
         elapsed, self._last = now - self._last, now
-        self._requests = min(self.rpm, self._requests + elapsed * self.rpm / 60 * self.factor)
-        self._tokens = min(self.tpm, self._tokens + elapsed * self.tpm / 60 * self.factor)
+        self.requests.refill(elapsed, self.factor)
+        self.tokens.refill(elapsed, self.factor)
 
     async def acquire(self, tokens: int) -> None:
         # A request larger than the whole bucket may go when the bucket is full (else it never could).
-        tokens = min(tokens, self.tpm)
+        tokens = min(tokens, self.tokens.capacity)
         while True:
             self._refill()
-            pause = self._paused_until - self._clock()
-            if pause <= 0 and self._requests >= 1 and self._tokens >= tokens:
-                self._requests -= 1
-                self._tokens -= tokens
+            wait = max(
+                self._paused_until - self._clock(),
+                self.requests.seconds_until(1, self.factor),
+                self.tokens.seconds_until(tokens, self.factor),
+            )
+            if wait <= 0:
+                self.requests.level -= 1
+                self.tokens.level -= tokens
                 return
-            wait_requests = (1 - self._requests) * 60 / (self.rpm * self.factor)
-            wait_tokens = (tokens - self._tokens) * 60 / (self.tpm * self.factor)
-            await asyncio.sleep(max(pause, wait_requests, wait_tokens, 0.001))
+            await asyncio.sleep(max(wait, 0.001))
 
     def observe(self, headers) -> None:
-        """Follow the server's own count when it has less left than we do."""
+        """Follow the server's own count and rate where they are below ours."""
         self._refill()
-        for header, attr in (
-            ("x-ratelimit-remaining-requests", "_requests"),
-            ("x-ratelimit-remaining-tokens", "_tokens"),
-        ):
-            value = headers.get(header)
-            if value is not None:
-                try:
-                    setattr(self, attr, min(getattr(self, attr), float(value)))
-                except ValueError:
-                    pass
+        for name, bucket in (("requests", self.requests), ("tokens", self.tokens)):
+            bucket.observe(
+                _number(headers.get(f"x-ratelimit-limit-{name}")),
+                _number(headers.get(f"x-ratelimit-remaining-{name}")),
+                parse_duration(headers.get(f"x-ratelimit-reset-{name}")),
+            )
 
     def on_success(self) -> None:
         self.factor = min(1.0, self.factor + 0.01)

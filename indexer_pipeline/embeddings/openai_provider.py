@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +95,7 @@ class OpenAIEmbedder:
         self.max_retry_wait_s = max_retry_wait_s
         # One limiter for the embedder's life: its buckets carry over between embed() calls.
         self.limiter = AdaptiveLimiter(rpm, tpm)
+        self.key_checked = False  # True once the server answered a request without a 401/403
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
@@ -133,22 +134,25 @@ class OpenAIEmbedder:
     # -- embedding ------------------------------------------------------------------------------
     def embed(self, texts: list[str]) -> EmbeddingOutcome:
         """Synchronous for callers; runs its own event loop (in a thread if one is already running)."""
+        outcome = EmbeddingOutcome([None] * len(texts), {}, EmbeddingStats(inputs=len(texts)))
+        # The coroutine fills `outcome` and returns None: on Python 3.11, asyncio.run formats its
+        # task's repr, result included, when it restores the SIGINT handler, and formatting a
+        # thousand vectors took 0.5 s.
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._embed_all(texts))
-        result: list = []
-        thread = threading.Thread(target=lambda: result.append(_capture(asyncio.run, self._embed_all(texts))))
-        thread.start()
-        thread.join()
-        return _unwrap(result[0])
+            asyncio.run(self._embed_into(texts, outcome))
+        else:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, self._embed_into(texts, outcome)).result()
+        return outcome
 
     def pack(self, counts: list[int], indexes: list[int]) -> list[_Batch]:
         """Consecutive inputs grouped up to the request limits on count and tokens.
 
         A request also stays within 1/20 of a minute's token budget: the API refuses a request larger
         than the budget, and small requests let the limiter pace smoothly near the ceiling."""
-        token_cap = min(self.max_tokens, max(1, int(self.limiter.tpm // 20)))
+        token_cap = min(self.max_tokens, max(1, int(self.limiter.tokens.capacity // 20)))
         batches: list[_Batch] = []
         current, tokens = [], 0
         for i in indexes:
@@ -161,10 +165,8 @@ class OpenAIEmbedder:
             batches.append(_Batch(current, tokens))
         return batches
 
-    async def _embed_all(self, texts: list[str]) -> EmbeddingOutcome:
-        stats = EmbeddingStats(inputs=len(texts))
-        vectors: list[np.ndarray | None] = [None] * len(texts)
-        errors: dict[int, str] = {}
+    async def _embed_into(self, texts: list[str], outcome: EmbeddingOutcome) -> None:
+        vectors, errors, stats = outcome.vectors, outcome.errors, outcome.stats
         counts = [tokenizers.count_tokens(t) for t in texts]
         sendable = []
         for i, (text, n) in enumerate(zip(texts, counts)):
@@ -180,8 +182,8 @@ class OpenAIEmbedder:
                 api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s
             ) as client:
                 job = _Job(self, client, texts, counts, vectors, errors, stats, gate)
-                await asyncio.gather(*(job.run(batch) for batch in self.pack(counts, sendable)))
-        return EmbeddingOutcome(vectors, errors, stats)
+                first, *rest = self.pack(counts, sendable)
+                await asyncio.gather(job.run(first, first=True), *(job.run(batch) for batch in rest))
 
 
 class _Job:
@@ -193,18 +195,29 @@ class _Job:
         self.texts, self.counts = texts, counts
         self.vectors, self.errors, self.stats = vectors, errors, stats
         self.gate = gate
+        # Until the key is known to work, one request goes alone: a wrong key costs a single 401.
+        self.key_checked = asyncio.Event()
+        if embedder.key_checked:
+            self.key_checked.set()
 
-    async def run(self, batch: _Batch) -> None:
+    def _key_works(self) -> None:
+        self.e.key_checked = True
+        self.key_checked.set()
+
+    async def run(self, batch: _Batch, first: bool = False) -> None:
+        if not first:
+            await self.key_checked.wait()
         async with self.gate:
             failure = await self._send_with_retries(batch)
+        self._key_works()  # or its request never reached the server: let the others try
         if failure is None:
             return
         status, message = failure
         if status == 400 and len(batch.indexes) > 1:
             # Bisect: the API names no input in its 400, so halve until the bad one stands alone.
             half = len(batch.indexes) // 2
-            for part in (batch.indexes[:half], batch.indexes[half:]):
-                await self.run(_Batch(part, sum(self.counts[i] for i in part)))
+            parts = (batch.indexes[:half], batch.indexes[half:])
+            await asyncio.gather(*(self.run(_Batch(p, sum(self.counts[i] for i in p))) for p in parts))
             return
         for i in batch.indexes:
             self.errors[i] = message
@@ -226,8 +239,9 @@ class _Job:
                     encoding_format="base64",
                     **({"dimensions": self.e._send_dimensions} if self.e._send_dimensions else {}),
                 )
+                self._key_works()
                 self.e.limiter.observe(raw.headers)
-                self._store(batch, raw.parse())
+                self._store(batch, raw.http_response.json())
                 self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
                 self.e.limiter.on_success()
                 return None
@@ -237,71 +251,57 @@ class _Job:
                     f"the embeddings API at {self.e.base_url or 'api.openai.com'} rejected the API key "
                     f"({exc.status_code}); check OPENAI_API_KEY"
                 ) from None
-            except openai.BadRequestError as exc:
-                self.stats.failed_requests += 1
-                return 400, f"rejected by the API (400): {_message(exc)}"
-            except openai.RateLimitError as exc:
-                self.stats.failed_requests += 1
-                self.stats.rate_limited += 1
-                wait = _retry_after(exc.response.headers)
-                self.e.limiter.on_rate_limited(wait if wait is not None else 1.0)
-                last = f"rate limited (429): {_message(exc)}"
             except openai.APIStatusError as exc:
+                self._key_works()
                 self.stats.failed_requests += 1
-                if exc.status_code < 500 and exc.status_code not in (408, 409):
-                    return exc.status_code, f"rejected by the API ({exc.status_code}): {_message(exc)}"
+                status = exc.status_code
                 wait = _retry_after(exc.response.headers)
-                last = f"server error ({exc.status_code}): {_message(exc)}"
-            except (
-                openai.APIConnectionError,
-                _Malformed,
-                ValueError,
-            ) as exc:  # timeouts are connection errors
+                if wait is not None:  # honoured beyond the SDK's 120 s, up to our own maximum
+                    wait = min(wait, self.e.max_retry_wait_s)
+                if status == 429:
+                    self.stats.rate_limited += 1
+                    self.e.limiter.on_rate_limited(wait if wait is not None else 1.0)
+                    last = f"rate limited (429): {_message(exc)}"
+                elif status >= 500 or status in (408, 409):
+                    last = f"server error ({status}): {_message(exc)}"
+                else:  # 400 and the like: the request itself is wrong, sending it again cannot help
+                    return status, f"rejected by the API ({status}): {_message(exc)}"
+            # Timeouts and dropped connections are APIConnectionErrors; a body that is not JSON is a ValueError.
+            except (openai.APIConnectionError, _Malformed, ValueError) as exc:
                 self.stats.failed_requests += 1
                 last = f"{type(exc).__name__}: {exc}"
             if attempt < self.e.max_retries:
                 if wait is None:  # exponential backoff with full jitter
                     wait = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
-                await asyncio.sleep(min(wait, self.e.max_retry_wait_s))
+                await asyncio.sleep(wait)
         return None, f"gave up after {self.e.max_retries + 1} attempts: {last}"
 
-    def _store(self, batch: _Batch, response) -> None:
-        data = getattr(response, "data", None)
+    def _store(self, batch: _Batch, body) -> None:
+        """Vectors from the JSON body. Read by hand rather than through `raw.parse()`: the SDK builds a
+        pydantic object per vector, which cost 0.36 ms each, the biggest client-side cost per input."""
+        data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or len(data) != len(batch.indexes):
-            raise _Malformed(f"expected {len(batch.indexes)} embeddings, got {type(response).__name__}")
-        decoded = {}
-        for item in data:
-            raw = item.embedding
-            vector = (
-                np.frombuffer(base64.b64decode(raw), dtype=np.float32)
-                if isinstance(raw, str)
-                else np.asarray(raw, dtype=np.float32)
-            )
-            if vector.shape != (self.e.dimensions,):
-                raise _Malformed(f"expected {self.e.dimensions}-d vectors, got {vector.shape}")
-            decoded[item.index] = vector
+            raise _Malformed(f"expected a list of {len(batch.indexes)} embeddings in the answer")
+        try:
+            decoded = {item["index"]: _vector(item["embedding"]) for item in data}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Malformed(f"unreadable embedding in the answer: {exc!r}") from None
         if sorted(decoded) != list(range(len(batch.indexes))):
             raise _Malformed("response indexes do not match the inputs")
-        usage = getattr(response, "usage", None)
-        self.stats.tokens += getattr(usage, "total_tokens", None) or batch.tokens
+        if any(v.shape != (self.e.dimensions,) for v in decoded.values()):
+            raise _Malformed(f"expected {self.e.dimensions}-d vectors")
+        usage = body.get("usage")
+        self.stats.tokens += (usage.get("total_tokens") if isinstance(usage, dict) else None) or batch.tokens
         for position, i in enumerate(batch.indexes):
             self.vectors[i] = decoded[position]
+
+
+def _vector(embedding) -> np.ndarray:
+    if isinstance(embedding, str):  # base64 of little-endian float32, what we ask for
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32, copy=False)
+    return np.asarray(embedding, dtype=np.float32)
 
 
 def _message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     return str(body.get("message") or exc.message)[:500]
-
-
-def _capture(fn, *args):
-    try:
-        return ("ok", fn(*args))
-    except BaseException as exc:  # re-raised in the caller's thread
-        return ("error", exc)
-
-
-def _unwrap(result):
-    kind, value = result
-    if kind == "error":
-        raise value
-    return value

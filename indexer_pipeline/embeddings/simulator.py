@@ -52,6 +52,7 @@ class Faults:
     next_429: int = 0
     next_drop: int = 0
     next_malformed: int = 0
+    next_slow: int = 0
     retry_after_ms: float = 200.0  # sent with injected 429s
     poison: str | None = None  # a request with an input containing this gets the real API's 400
 
@@ -127,6 +128,7 @@ class EmbeddingSimulator:
                 **self._stats,
                 "status": Counter(self._stats["status"]),
                 "faults": Counter(self._stats["faults"]),
+                "texts": Counter(self.embedded_texts),  # how often each text was embedded
             }
 
     def start(self) -> EmbeddingSimulator:
@@ -170,14 +172,13 @@ class EmbeddingSimulator:
     # -- control over HTTP, for a simulator in another process (benchmarks) ----------------------------
     async def _stats_endpoint(self, request: Request) -> Response:
         stats = self.stats()
-        with self._lock:
-            duplicates = sum(1 for n in self.embedded_texts.values() if n > 1)
+        texts = stats.pop("texts")
         return JSONResponse(
             {
                 **stats,
                 "status": dict(stats["status"]),
                 "faults": dict(stats["faults"]),
-                "duplicate_texts": duplicates,
+                "duplicate_texts": sum(1 for n in texts.values() if n > 1),
             }
         )
 

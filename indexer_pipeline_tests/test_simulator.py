@@ -1,0 +1,162 @@
+"""The embeddings simulator answers like the OpenAI API, as seen through the real `openai` SDK."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
+
+from .conftest import TEST_DIMENSIONS
+
+MODEL = "text-embedding-3-small"
+
+
+def client(sim: EmbeddingSimulator, api_key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(api_key=api_key or sim.api_key, base_url=sim.base_url, max_retries=0)
+
+
+def test_float_and_base64_vectors_dimensions_and_usage(simulator):
+    raw = client(simulator).embeddings.with_raw_response.create(
+        model=MODEL, input=["a cat", "a dog"], encoding_format="float"
+    )
+    response = raw.parse()
+    assert [d.index for d in response.data] == [0, 1] and response.object == "list"
+    assert len(response.data[0].embedding) == TEST_DIMENSIONS
+    assert response.usage.prompt_tokens == response.usage.total_tokens == 4
+
+    as_base64 = client(simulator).embeddings.create(model=MODEL, input="a cat", encoding_format="base64")
+    vector = np.frombuffer(base64.b64decode(as_base64.data[0].embedding), dtype=np.float32)
+    assert np.allclose(vector, response.data[0].embedding, atol=1e-6)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+    small = client(simulator).embeddings.create(model=MODEL, input="a cat", dimensions=16)
+    assert len(small.data[0].embedding) == 16
+    assert simulator.stats()["texts"] == {"a cat": 3, "a dog": 1}
+
+
+def test_texts_that_share_words_are_close(simulator):
+    cat, kitten, rust = (
+        simulator.vector(t, 256)
+        for t in ("the cat sat on the mat", "a cat sat on a mat today", "rust borrow checker lifetimes")
+    )
+    assert float(cat @ kitten) > 0.5 > float(cat @ rust)
+    assert np.array_equal(cat, simulator.vector("The CAT sat on the mat", 256))  # deterministic
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (["x"] * 2049, "2048"),
+        (["word " * 8000] * 40, "300000"),
+        (["fine", "word " * 9000], "8192"),
+        (["fine", ""], "empty"),
+    ],
+    ids=["too-many-inputs", "too-many-tokens", "input-too-long", "empty-string"],
+)
+def test_the_real_apis_400s(simulator, inputs, message):
+    with pytest.raises(openai.BadRequestError, match=message) as caught:
+        client(simulator).embeddings.create(model=MODEL, input=inputs)
+    assert caught.value.body["type"] in ("invalid_request_error", "max_tokens_per_request")
+    assert caught.value.body["param"] == "input"
+
+
+def test_poison_gives_the_400_for_the_whole_batch(simulator):
+    simulator.set_faults(poison="POISON")
+    with pytest.raises(openai.BadRequestError):
+        client(simulator).embeddings.create(model=MODEL, input=["ok", "has POISON in it"])
+    assert client(simulator).embeddings.create(model=MODEL, input=["ok"]).data
+
+
+def test_a_missing_or_wrong_key_gets_401(simulator):
+    with pytest.raises(openai.AuthenticationError):
+        client(simulator, api_key="wrong").embeddings.create(model=MODEL, input="x")
+    answer = httpx.post(f"{simulator.base_url}/embeddings", json={"model": MODEL, "input": "x"})
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "invalid_api_key"
+    assert simulator.stats()["status"][401] == 2 and simulator.stats()["inputs"] == 0
+
+
+def test_rate_limits_answer_429_with_retry_after_and_headers_on_every_response():
+    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, rpm=2, tpm=1_000) as sim:
+        api = client(sim).embeddings.with_raw_response
+        first = api.create(model=MODEL, input="one two three")
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert first.headers["x-ratelimit-limit-tokens"] == "1000"
+        assert first.headers["x-ratelimit-reset-tokens"].endswith("s")
+        api.create(model=MODEL, input="four")
+        with pytest.raises(openai.RateLimitError) as caught:
+            api.create(model=MODEL, input="five")
+        headers = caught.value.response.headers
+        assert int(headers["retry-after-ms"]) > 0 and int(headers["retry-after"]) >= 1
+        assert headers["x-ratelimit-remaining-requests"] == "0"
+        assert sim.stats()["status"] == {200: 2, 429: 1}
+
+
+def test_faults_look_to_the_sdk_like_the_real_failures(simulator):
+    api = client(simulator).embeddings
+    simulator.set_faults(next_drop=1)
+    with pytest.raises(openai.APIConnectionError):
+        api.create(model=MODEL, input="dropped")
+    simulator.set_faults(next_500=1)
+    with pytest.raises(openai.InternalServerError):
+        api.create(model=MODEL, input="error")
+    simulator.set_faults(next_429=1, retry_after_ms=1500)
+    with pytest.raises(openai.RateLimitError) as caught:
+        api.create(model=MODEL, input="limited")
+    assert caught.value.response.headers["retry-after-ms"] == "1500"
+    simulator.set_faults(next_malformed=1)
+    with pytest.raises(ValueError):  # a 200 whose body is not JSON
+        api.create(model=MODEL, input="malformed")
+    stats = simulator.stats()
+    assert stats["faults"] == {"drop": 1, "500": 1, "429": 1, "malformed": 1}
+    assert stats["inputs"] == 0 and not stats["texts"]  # nothing counted as embedded
+
+    simulator.reset_stats()
+    assert simulator.stats()["requests"] == 0
+
+
+def test_latency_is_applied_per_request(simulator):
+    simulator.latency_ms = 200
+    started = time.monotonic()
+    client(simulator).embeddings.create(model=MODEL, input="slow")
+    assert time.monotonic() - started >= 0.2
+
+
+def test_runs_as_a_command():
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "indexer_pipeline.embeddings.simulator",
+            "--port",
+            str(port),
+            "--latency-ms",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"127.0.0.1:{port}/v1" in process.stdout.readline()
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/embeddings",
+            json={"model": MODEL, "input": ["hello"]},
+            headers={"Authorization": "Bearer sk-simulator-test-key"},
+            timeout=10,
+        )
+        assert answer.status_code == 200 and len(answer.json()["data"][0]["embedding"]) == 1536
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
