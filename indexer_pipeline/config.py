@@ -31,6 +31,9 @@ class Settings:
     collection: str = "documents"
     qdrant_url: str | None = None  # None: the embedded Qdrant Edge store in data_dir
     qdrant_api_key: str | None = field(default=None, repr=False)
+    # For a collection this project creates on a cluster; None leaves the server's defaults.
+    qdrant_shard_number: int | None = None
+    qdrant_replication_factor: int | None = None
 
     embedding_provider: str = "auto"  # auto | openai | local
     embedding_model: str | None = None  # None: the provider's default
@@ -65,6 +68,8 @@ class Settings:
             collection=_env("QDRANT_COLLECTION", "documents"),
             qdrant_url=_env("QDRANT_URL"),
             qdrant_api_key=_env("QDRANT_API_KEY"),
+            qdrant_shard_number=_int("QDRANT_SHARD_NUMBER", None),
+            qdrant_replication_factor=_int("QDRANT_REPLICATION_FACTOR", None),
             embedding_provider=_env("EMBEDDING_PROVIDER", "auto"),
             embedding_model=_env("EMBEDDING_MODEL"),
             embedding_dimensions=_int("EMBEDDING_DIMENSIONS", None),

@@ -20,6 +20,8 @@ class IndexerResource(dg.ConfigurableResource):
     data_dir: str | None = None
     collection: str | None = None
     qdrant_url: str | None = None
+    qdrant_shard_number: int | None = None
+    qdrant_replication_factor: int | None = None
     embedding_provider: str | None = None
     embedding_model: str | None = None
     embedding_dimensions: int | None = None

@@ -7,10 +7,19 @@ from .base import VectorStore
 
 
 def open_store(settings: Settings, wait_s: float = 10.0) -> VectorStore:
+    """Open without a dimension: `ensure_collection(dimension)` creates or checks the collection, and
+    until then the reads answer empty. QDRANT_URL ":memory:" is qdrant-client's in-process mode.
+    `wait_s` bounds the wait for an embedded store held by another process (then StoreBusyError)."""
     if settings.qdrant_url:
         from .qdrant_server import ServerStore
 
-        return ServerStore(settings.qdrant_url, settings.collection, api_key=settings.qdrant_api_key)
+        return ServerStore(
+            settings.qdrant_url,
+            settings.collection,
+            api_key=settings.qdrant_api_key,
+            shard_number=settings.qdrant_shard_number,
+            replication_factor=settings.qdrant_replication_factor,
+        )
     from .edge import EdgeStore
 
     return EdgeStore(settings.edge_path, settings.collection, wait_s=wait_s)

@@ -1,9 +1,9 @@
 """The embedded default store: a Qdrant Edge shard (Qdrant's in-process engine) in a local folder.
 
-Edge admits one open handle per folder (its WAL is locked). A lock file beside the folder, held from
-open to close, turns "WouldBlock" into a wait and then a plain message naming the holder. Edge does
-not report a shard's vector size, so the collection's dimension and distance are kept in
-`collection.json` inside the folder and checked on every open.
+Edge admits one open handle per folder (a second `load` fails on the WAL with "WouldBlock"). A lock
+file beside the folder, held from open to close, turns that into a wait and then a message naming
+the holder. The shard's own `edge_config.json` is the one record of its dimension and distance:
+Edge writes it on `create`, and `info()` does not report them.
 """
 
 from __future__ import annotations
@@ -32,15 +32,20 @@ from .base import (
 VECTOR = ""  # the shard's single, unnamed dense vector
 DISTANCE = "Cosine"
 SCROLL_PAGE = 1024
+INDEXES = {
+    **{name: qe.PayloadSchemaType.Keyword for name in KEYWORD_FIELDS},
+    **{name: qe.PayloadSchemaType.Integer for name in INTEGER_FIELDS},
+}
 
 
 class _FolderLock:
-    """An advisory lock on `<folder>.lock`, released by the kernel even if the process is killed."""
+    """An exclusive flock on `<folder>.lock`, which the kernel releases even if the holder is killed.
+    flock conflicts between two opens in one process too, so a second EdgeStore here waits as well."""
 
     def __init__(self, folder: Path, wait_s: float):
-        self.path = folder.with_name(folder.name + ".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        path = folder.with_name(folder.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -49,13 +54,14 @@ class _FolderLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     self._file.seek(0)
-                    holder = self._file.read().strip() or "unknown"
+                    holder = self._file.read().strip() or "unknown (starting)"
                     self._file.close()
                     raise StoreBusyError(
                         f"the embedded Qdrant store at {folder} is held by process {holder}; "
                         "wait for it to finish or stop it"
                     ) from None
                 time.sleep(0.1)
+        # The holder's identity, for the message a waiting process shows.
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"{os.getpid()} ({' '.join(sys.argv)[:200]})")
@@ -69,7 +75,7 @@ class _FolderLock:
             self._file.close()
 
 
-def _unit_filter(filters: dict | None) -> qe.Filter | None:
+def _filter(filters: dict | None) -> qe.Filter | None:
     if not filters:
         return None
     return qe.Filter(must=[qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in filters.items()])
@@ -77,13 +83,16 @@ def _unit_filter(filters: dict | None) -> qe.Filter | None:
 
 class EdgeStore:
     def __init__(self, folder: Path, collection: str = "documents", wait_s: float = 10.0):
+        """Takes the folder's lock (waiting up to `wait_s`, then StoreBusyError), loads the shard if any."""
         self.folder = Path(folder)
         self.collection = collection
+        self._config_path = self.folder / "edge_config.json"
         self._lock = _FolderLock(self.folder, wait_s)
-        self._meta_path = self.folder / "collection.json"
         self._shard: qe.EdgeShard | None = None
         try:
-            if self._meta_path.exists():
+            # No shard yet is a normal state (a fresh machine): the reads answer empty until
+            # ensure_collection creates it.
+            if self._config_path.exists():
                 self._shard = qe.EdgeShard.load(str(self.folder))
         except Exception:
             self._lock.release()
@@ -96,38 +105,50 @@ class EdgeStore:
         self.close()
 
     def ensure_collection(self, dimension: int) -> None:
-        if self._shard is not None:
-            meta = json.loads(self._meta_path.read_text())
-            if meta["dimension"] != dimension or meta["distance"] != DISTANCE:
-                raise CollectionMismatchError(
-                    f"collection {self.collection!r} at {self.folder} holds {meta['dimension']}-d "
-                    f"{meta['distance']} vectors, but the embedding model makes {dimension}-d {DISTANCE} "
-                    "vectors: use another QDRANT_COLLECTION or INDEXER_DATA_DIR, or delete the folder to re-index"
-                )
-            return
-        config = qe.EdgeConfig(
-            vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
-        )
-        self._shard = qe.EdgeShard.create(str(self.folder), config)
-        for name in KEYWORD_FIELDS:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-        for name in INTEGER_FIELDS:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Integer))
-        self._shard.flush()
-        # Written last: a crash before this line leaves a folder that is created afresh next time.
-        self._meta_path.write_text(json.dumps({"dimension": dimension, "distance": DISTANCE}))
+        if self._shard is None:
+            config = qe.EdgeConfig(
+                vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+            )
+            self._shard = qe.EdgeShard.create(str(self.folder), config)
+        else:
+            self._check(dimension)
+        # Also on an existing shard: a run killed between `create` and the last index left some out.
+        existing = self._shard.info().payload_schema
+        missing = {name: schema for name, schema in INDEXES.items() if name not in existing}
+        for name, schema in missing.items():
+            self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
+        if missing:  # a flush costs 0.2-0.5 s here: not on every open of a complete shard
+            self._shard.flush()
+
+    def vector_params(self) -> tuple[int, str] | None:
+        """(dimension, distance) of the shard's unnamed vector as Edge recorded them; None before creation."""
+        if self._shard is None:
+            return None
+        params = json.loads(self._config_path.read_text())["vectors"].get(VECTOR)
+        return (params["size"], params["distance"]) if params else None
+
+    def _check(self, dimension: int) -> None:
+        found = self.vector_params()
+        if found != (dimension, DISTANCE):
+            held = f"{found[0]}-d {found[1]}" if found else "no unnamed"
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} at {self.folder} holds {held} vectors, but the embedding "
+                f"model makes {dimension}-d {DISTANCE} vectors: use another QDRANT_COLLECTION or "
+                "INDEXER_DATA_DIR, or delete the folder to re-index"
+            )
 
     def payload_indexes(self) -> dict[str, str]:
+        """field -> index type ("Keyword", "Integer"), as the shard reports them."""
         if self._shard is None:
             return {}
+        # Edge's PayloadSchemaType has no `.name`; its str() is "PayloadSchemaType.Keyword".
         return {k: str(v.data_type).rsplit(".", 1)[-1] for k, v in self._shard.info().payload_schema.items()}
 
     def upsert(self, points: list[StoredPoint]) -> None:
-        if not points:
-            return
-        self._require().update(
-            qe.UpdateOperation.upsert_points([qe.Point(p.id, p.vector, p.payload) for p in points])
-        )
+        if points:
+            self._require().update(
+                qe.UpdateOperation.upsert_points([qe.Point(p.id, p.vector, p.payload) for p in points])
+            )
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
@@ -135,59 +156,55 @@ class EdgeStore:
             self._require().update(qe.UpdateOperation.delete_points(ids))
 
     def flush(self) -> None:
-        """Persist segments (17 ms a call here): once per stage, not per batch; the WAL covers a crash."""
+        """Persist segments (~17 ms a call): once per stage, not per batch; the WAL covers a crash."""
         if self._shard is not None:
             self._shard.flush()
 
-    def _scroll(self, filters: dict | None, with_payload):
-        """Every record matching the filter, page by page; the cursor must move or we stop loudly."""
+    def unit_hashes(self, unit: str) -> dict[str, str]:
         if self._shard is None:
-            return
+            return {}
+        hashes: dict[str, str] = {}
         offset = None
         while True:
             records, next_offset = self._shard.scroll(
                 qe.ScrollRequest(
                     offset=offset,
                     limit=SCROLL_PAGE,
-                    filter=_unit_filter(filters),
-                    with_payload=with_payload,
+                    filter=_filter({"unit": unit}),
+                    with_payload=qe.PayloadSelector.Include([CONTENT_HASH]),
                     with_vector=False,
                 )
             )
-            yield from records
+            hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
             if next_offset is None:
-                return
+                return hashes
+            # The old system looped forever on a cursor that stopped moving: fail loudly instead.
             if next_offset == offset:
-                raise VectorStoreError(f"scroll cursor did not advance at {offset} in {self.folder}")
+                raise VectorStoreError(f"scroll cursor did not advance past {offset} in {self.folder}")
             offset = next_offset
 
-    def unit_hashes(self, unit: str) -> dict[str, str]:
-        records = self._scroll({"unit": unit}, qe.PayloadSelector.Include([CONTENT_HASH]))
-        return {str(r.id): (r.payload or {}).get(CONTENT_HASH, "") for r in records}
-
     def units(self) -> dict[str, int]:
-        if self._shard is None:
+        """An exact facet on the indexed `unit` field: no payload is read. A unit per point at most,
+        so a limit of the point count never truncates."""
+        total = self.count()
+        if total == 0:
             return {}
-        counts: dict[str, int] = {}
-        for r in self._scroll(None, qe.PayloadSelector.Include(["unit"])):
-            unit = (r.payload or {}).get("unit", "")
-            counts[unit] = counts.get(unit, 0) + 1
-        return counts
+        response = self._require().facet(qe.FacetRequest("unit", limit=total, exact=True))
+        return {str(hit.value): hit.count for hit in response.hits}
 
     def count(self, unit: str | None = None) -> int:
         if self._shard is None:
             return 0
         return self._shard.count(
-            qe.CountRequest(exact=True, filter=_unit_filter({"unit": unit} if unit else None))
+            qe.CountRequest(exact=True, filter=_filter({"unit": unit} if unit else None))
         )
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]:
         if self._shard is None or not ids:
             return []
-        records = self._shard.retrieve(list(ids), True, with_vectors)
         return [
-            StoredPoint(str(r.id), _vector(r.vector) if with_vectors else None, r.payload or {})
-            for r in records
+            StoredPoint(str(r.id), list(r.vector) if with_vectors else None, r.payload or {})
+            for r in self._shard.retrieve(list(ids), True, with_vectors)
         ]
 
     def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
@@ -197,7 +214,7 @@ class EdgeStore:
             qe.QueryRequest(
                 limit=limit,
                 query=qe.Query.Nearest(list(vector)),
-                filter=_unit_filter(filters),
+                filter=_filter(filters),
                 with_payload=True,
                 with_vector=False,
             )
@@ -214,9 +231,3 @@ class EdgeStore:
         if self._shard is None:
             raise VectorStoreError("the collection does not exist yet: call ensure_collection first")
         return self._shard
-
-
-def _vector(value) -> list[float] | None:
-    if isinstance(value, dict):  # a named-vector mapping
-        value = value.get(VECTOR)
-    return list(value) if value is not None else None

@@ -1,4 +1,7 @@
-"""A Qdrant server or cluster (or qdrant-client's in-memory mode, for tests) behind the store contract."""
+"""A Qdrant server or cluster (or qdrant-client's in-memory mode, for tests) behind the store contract.
+
+The API key goes to the client only: it is not kept on the store, so no repr or log can show it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,11 @@ from .base import (
 )
 
 SCROLL_PAGE = 1024
+UPSERT_BATCH = 256
+INDEXES = {
+    **{name: models.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS},
+    **{name: models.PayloadSchemaType.INTEGER for name in INTEGER_FIELDS},
+}
 
 
 def _filter(filters: dict | None) -> models.Filter | None:
@@ -37,6 +45,8 @@ class ServerStore:
         replication_factor: int | None = None,
         timeout_s: int = 60,
     ):
+        """`url` ":memory:" gives qdrant-client's in-process mode; `shard_number` and
+        `replication_factor` apply when this store creates the collection on a cluster."""
         self.collection = collection
         self.shard_number = shard_number
         self.replication_factor = replication_factor
@@ -44,6 +54,7 @@ class ServerStore:
             self.client = QdrantClient(location=":memory:")
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
+        self._exists = False  # remembered once seen, to spare a round trip per read
 
     def __enter__(self) -> ServerStore:
         return self
@@ -51,43 +62,62 @@ class ServerStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _exists(self) -> bool:
-        return self.client.collection_exists(self.collection)
+    def _ready(self) -> bool:
+        self._exists = self._exists or self.client.collection_exists(self.collection)
+        return self._exists
 
     def ensure_collection(self, dimension: int) -> None:
-        if self._exists():
-            params = self.client.get_collection(self.collection).config.params.vectors
-            if isinstance(params, dict):
-                params = params.get("")
-            if params is None or params.size != dimension or params.distance != models.Distance.COSINE:
-                found = f"{params.size}-d {params.distance}" if params else "named vectors"
-                raise CollectionMismatchError(
-                    f"collection {self.collection!r} holds {found} vectors, but the embedding model makes "
-                    f"{dimension}-d Cosine vectors: use another QDRANT_COLLECTION, or drop it to re-index"
-                )
-            return
-        self.client.create_collection(
-            self.collection,
-            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-            shard_number=self.shard_number,
-            replication_factor=self.replication_factor,
-        )
-        for name in KEYWORD_FIELDS:
-            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
-        for name in INTEGER_FIELDS:
-            self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.INTEGER)
+        if self._ready():
+            self._check(dimension)
+        else:
+            self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                shard_number=self.shard_number,
+                replication_factor=self.replication_factor,
+            )
+            self._exists = True
+        # Also on an existing collection: a run killed between create and the last index left some out.
+        existing = self.client.get_collection(self.collection).payload_schema
+        for name, schema in INDEXES.items():
+            if name not in existing:
+                self.client.create_payload_index(self.collection, name, schema, wait=True)
+
+    def vector_params(self) -> tuple[int, str] | None:
+        """(dimension, distance) of the collection's unnamed vector as the server reports them;
+        None before creation or when the collection has named vectors only."""
+        if not self._ready():
+            return None
+        params = self.client.get_collection(self.collection).config.params.vectors
+        if isinstance(params, dict):  # named vectors: this store writes the unnamed one only
+            params = params.get("")
+        return (params.size, params.distance.value) if params else None
+
+    def _check(self, dimension: int) -> None:
+        found = self.vector_params()
+        if found != (dimension, models.Distance.COSINE.value):
+            held = f"{found[0]}-d {found[1]}" if found else "named"
+            raise CollectionMismatchError(
+                f"collection {self.collection!r} holds {held} vectors, but the embedding model makes "
+                f"{dimension}-d Cosine vectors: use another QDRANT_COLLECTION, or drop it to re-index"
+            )
 
     def payload_indexes(self) -> dict[str, str]:
-        if not self._exists():
+        """field -> index type ("Keyword", "Integer"), as the server reports them."""
+        if not self._ready():
             return {}
         schema = self.client.get_collection(self.collection).payload_schema
-        return {k: str(v.data_type.value).capitalize() for k, v in schema.items()}
+        return {k: v.data_type.value.capitalize() for k, v in schema.items()}
 
     def upsert(self, points: list[StoredPoint]) -> None:
-        if points:
+        # Bounded requests: a few thousand 1536-d points in JSON pass the server's default 32 MB limit.
+        for start in range(0, len(points), UPSERT_BATCH):
             self.client.upsert(
                 self.collection,
-                points=[models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points],
+                points=[
+                    models.PointStruct(id=p.id, vector=p.vector, payload=p.payload)
+                    for p in points[start : start + UPSERT_BATCH]
+                ],
                 wait=True,
             )
 
@@ -97,63 +127,58 @@ class ServerStore:
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=ids), wait=True)
 
     def flush(self) -> None:
-        """Upserts wait for the server's acknowledgement; nothing is left to flush."""
+        """Writes wait for the server's acknowledgement (wait=True): nothing is left to flush."""
 
-    def _scroll(self, filters: dict | None, payload_keys: list[str]):
-        if not self._exists():
-            return
+    def unit_hashes(self, unit: str) -> dict[str, str]:
+        if not self._ready():
+            return {}
+        hashes: dict[str, str] = {}
         offset = None
         while True:
             records, next_offset = self.client.scroll(
                 self.collection,
-                scroll_filter=_filter(filters),
+                scroll_filter=_filter({"unit": unit}),
                 limit=SCROLL_PAGE,
                 offset=offset,
-                with_payload=models.PayloadSelectorInclude(include=payload_keys),
+                with_payload=[CONTENT_HASH],
                 with_vectors=False,
             )
-            yield from records
+            hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
             if next_offset is None:
-                return
+                return hashes
+            # The old system looped forever on a cursor that stopped moving: fail loudly instead.
             if next_offset == offset:
-                raise VectorStoreError(f"scroll cursor did not advance at {offset} in {self.collection}")
+                raise VectorStoreError(f"scroll cursor did not advance past {offset} in {self.collection}")
             offset = next_offset
 
-    def unit_hashes(self, unit: str) -> dict[str, str]:
-        return {
-            str(r.id): (r.payload or {}).get(CONTENT_HASH, "")
-            for r in self._scroll({"unit": unit}, [CONTENT_HASH])
-        }
-
     def units(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for r in self._scroll(None, ["unit"]):
-            unit = (r.payload or {}).get("unit", "")
-            counts[unit] = counts.get(unit, 0) + 1
-        return counts
+        """An exact facet on the indexed `unit` field; a unit per point at most, so a limit of the
+        point count never truncates."""
+        total = self.count()
+        if total == 0:
+            return {}
+        response = self.client.facet(self.collection, "unit", limit=total, exact=True)
+        return {str(hit.value): hit.count for hit in response.hits}
 
     def count(self, unit: str | None = None) -> int:
-        if not self._exists():
+        if not self._ready():
             return 0
         return self.client.count(
             self.collection, count_filter=_filter({"unit": unit} if unit else None), exact=True
         ).count
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]:
-        if not ids or not self._exists():
+        if not ids or not self._ready():
             return []
         records = self.client.retrieve(
             self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
         )
         return [
-            StoredPoint(
-                str(r.id), list(r.vector) if with_vectors and r.vector is not None else None, r.payload or {}
-            )
-            for r in records
+            StoredPoint(str(r.id), list(r.vector) if with_vectors else None, r.payload or {}) for r in records
         ]
 
     def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
-        if not self._exists():
+        if not self._ready():
             return []
         response = self.client.query_points(
             self.collection, query=list(vector), limit=limit, query_filter=_filter(filters), with_payload=True
