@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .models import Chunk, Rejection, UnitContent
+from .sqlite_transaction import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -83,20 +82,10 @@ class Catalog:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     def replace_unit(self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None) -> None:
         """Record what a unit holds now, atomically: a crash leaves the old record, never half of each."""
         unit = content.unit
-        with self._transaction() as db:
+        with transaction(self._db) as db:
             db.execute("DELETE FROM chunks WHERE unit = ?", (unit.key,))
             db.execute("DELETE FROM rejections WHERE unit = ?", (unit.key,))
             db.executemany(
@@ -139,7 +128,7 @@ class Catalog:
 
     def set_chunk_errors(self, errors: dict[str, str | None]) -> None:
         """point_id -> reason the chunk could not be embedded (None clears an earlier error)."""
-        with self._transaction() as db:
+        with transaction(self._db) as db:
             db.executemany(
                 "UPDATE chunks SET error = ? WHERE point_id = ?", [(e, p) for p, e in errors.items()]
             )
@@ -173,7 +162,7 @@ class Catalog:
         return dict(self._db.execute("SELECT key, indexed_fingerprint FROM units"))
 
     def forget_unit(self, key: str) -> None:
-        with self._transaction() as db:
+        with transaction(self._db) as db:
             for table, column in (("chunks", "unit"), ("rejections", "unit"), ("units", "key")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
 

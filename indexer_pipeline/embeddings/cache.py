@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sqlite_transaction import transaction
+
 IN_BATCH = 500  # keys per `IN (...)`: well below SQLite's limit on bound variables
 
 
@@ -56,14 +58,8 @@ class EmbeddingCache:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Vectors for the keys present and not expired; their last-used time is refreshed."""
