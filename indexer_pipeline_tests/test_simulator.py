@@ -157,6 +157,9 @@ def test_runs_as_a_command():
             timeout=10,
         )
         assert answer.status_code == 200 and len(answer.json()["data"][0]["embedding"]) == 1536
-    finally:
         process.terminate()
-        process.wait(timeout=10)
+        assert process.wait(timeout=30) == 0  # SIGTERM stops it cleanly
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -413,6 +414,9 @@ def main() -> None:
         tpm=args.tpm,
         port=args.port,
     ).start()
+    # uvicorn listens for signals only on the main thread, and its server runs on another one: stop it
+    # here on SIGTERM or Ctrl-C, so open connections are closed and the exit status is 0.
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
     print(f"embedding simulator on {sim.base_url} (OPENAI_BASE_URL), key {args.api_key}", flush=True)
     try:
         sim._thread.join()
