@@ -73,9 +73,5 @@ class Chunk:
     payload: dict  # source metadata (unit, doc_id, path, ...) without the text
 
     @property
-    def text_sha256(self) -> str:
-        return sha256_text(self.text)
-
-    @property
     def point_id(self) -> str:
         return str(uuid.uuid5(POINT_NAMESPACE, f"{self.doc_id}\x1f{self.chunk_index}"))
