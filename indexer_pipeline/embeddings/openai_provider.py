@@ -239,7 +239,6 @@ class _Job:
                     encoding_format="base64",
                     **({"dimensions": self.e._send_dimensions} if self.e._send_dimensions else {}),
                 )
-                self._key_works()
                 self.e.limiter.observe(raw.headers)
                 self._store(batch, raw.http_response.json())
                 self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)

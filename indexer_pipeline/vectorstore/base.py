@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # Every field a search or a delta may filter on gets a payload index when the collection is
 # created: filters on unindexed fields cost the old system 3-19 s per query.
@@ -25,6 +25,7 @@ INTEGER_FIELDS = ("timestamp", "chunk_index", "message_index")
 # Payload key holding the hash that decides whether a stored point is up to date
 # (text + embedding model): equal hash means no upsert is needed.
 CONTENT_HASH = "content_hash"
+DISTANCE = "Cosine"  # the one distance both backends create and accept
 
 
 class VectorStoreError(RuntimeError):
@@ -37,6 +38,31 @@ class CollectionMismatchError(VectorStoreError):
 
 class StoreBusyError(VectorStoreError):
     """Another process holds the embedded store's folder."""
+
+
+def check_vector_params(found: tuple[int, str] | None, dimension: int, where: str, remedy: str) -> None:
+    """Raise CollectionMismatchError unless the collection holds `dimension`-d cosine vectors."""
+    if found != (dimension, DISTANCE):
+        held = f"{found[0]}-d {found[1]}" if found else "no unnamed"
+        raise CollectionMismatchError(
+            f"{where} holds {held} vectors, but the embedding model makes {dimension}-d {DISTANCE} "
+            f"vectors: {remedy}"
+        )
+
+
+def scroll_hashes(page: Callable[[Any], tuple[list, Any]], where: str) -> dict[str, str]:
+    """id -> content hash over every page that `page(offset)` returns as (records, next offset)."""
+    hashes: dict[str, str] = {}
+    offset = None
+    while True:
+        records, next_offset = page(offset)
+        hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
+        if next_offset is None:
+            return hashes
+        # The old system looped forever on a cursor that stopped moving: fail loudly instead.
+        if next_offset == offset:
+            raise VectorStoreError(f"scroll cursor did not advance past {offset} in {where}")
+        offset = next_offset
 
 
 @dataclass

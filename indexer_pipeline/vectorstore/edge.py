@@ -22,15 +22,15 @@ from .base import (
     CONTENT_HASH,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
-    CollectionMismatchError,
     SearchHit,
     StoreBusyError,
     StoredPoint,
     VectorStoreError,
+    check_vector_params,
+    scroll_hashes,
 )
 
 VECTOR = ""  # the shard's single, unnamed dense vector
-DISTANCE = "Cosine"
 SCROLL_PAGE = 1024
 INDEXES = {
     **{name: qe.PayloadSchemaType.Keyword for name in KEYWORD_FIELDS},
@@ -128,14 +128,12 @@ class EdgeStore:
         return (params["size"], params["distance"]) if params else None
 
     def _check(self, dimension: int) -> None:
-        found = self.vector_params()
-        if found != (dimension, DISTANCE):
-            held = f"{found[0]}-d {found[1]}" if found else "no unnamed"
-            raise CollectionMismatchError(
-                f"collection {self.collection!r} at {self.folder} holds {held} vectors, but the embedding "
-                f"model makes {dimension}-d {DISTANCE} vectors: use another QDRANT_COLLECTION or "
-                "INDEXER_DATA_DIR, or delete the folder to re-index"
-            )
+        check_vector_params(
+            self.vector_params(),
+            dimension,
+            f"collection {self.collection!r} at {self.folder}",
+            "use another QDRANT_COLLECTION or INDEXER_DATA_DIR, or delete the folder to re-index",
+        )
 
     def payload_indexes(self) -> dict[str, str]:
         """field -> index type ("Keyword", "Integer"), as the shard reports them."""
@@ -163,10 +161,8 @@ class EdgeStore:
     def unit_hashes(self, unit: str) -> dict[str, str]:
         if self._shard is None:
             return {}
-        hashes: dict[str, str] = {}
-        offset = None
-        while True:
-            records, next_offset = self._shard.scroll(
+        return scroll_hashes(
+            lambda offset: self._shard.scroll(
                 qe.ScrollRequest(
                     offset=offset,
                     limit=SCROLL_PAGE,
@@ -174,14 +170,9 @@ class EdgeStore:
                     with_payload=qe.PayloadSelector.Include([CONTENT_HASH]),
                     with_vector=False,
                 )
-            )
-            hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
-            if next_offset is None:
-                return hashes
-            # The old system looped forever on a cursor that stopped moving: fail loudly instead.
-            if next_offset == offset:
-                raise VectorStoreError(f"scroll cursor did not advance past {offset} in {self.folder}")
-            offset = next_offset
+            ),
+            str(self.folder),
+        )
 
     def units(self) -> dict[str, int]:
         """An exact facet on the indexed `unit` field: no payload is read. A unit per point at most,

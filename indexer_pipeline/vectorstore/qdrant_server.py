@@ -13,10 +13,10 @@ from .base import (
     CONTENT_HASH,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
-    CollectionMismatchError,
     SearchHit,
     StoredPoint,
-    VectorStoreError,
+    check_vector_params,
+    scroll_hashes,
 )
 
 SCROLL_PAGE = 1024
@@ -33,6 +33,13 @@ def _filter(filters: dict | None) -> models.Filter | None:
     return models.Filter(
         must=[models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in filters.items()]
     )
+
+
+def _unnamed_vector(info: models.CollectionInfo) -> tuple[int, str] | None:
+    params = info.config.params.vectors
+    if isinstance(params, dict):  # named vectors: this store writes the unnamed one only
+        params = params.get("")
+    return (params.size, params.distance.value) if params else None
 
 
 class ServerStore:
@@ -68,7 +75,13 @@ class ServerStore:
 
     def ensure_collection(self, dimension: int) -> None:
         if self._ready():
-            self._check(dimension)
+            info = self.client.get_collection(self.collection)
+            check_vector_params(
+                _unnamed_vector(info),
+                dimension,
+                f"collection {self.collection!r}",
+                "use another QDRANT_COLLECTION, or drop it to re-index",
+            )
         else:
             self.client.create_collection(
                 self.collection,
@@ -77,30 +90,16 @@ class ServerStore:
                 replication_factor=self.replication_factor,
             )
             self._exists = True
+            info = self.client.get_collection(self.collection)
         # Also on an existing collection: a run killed between create and the last index left some out.
-        existing = self.client.get_collection(self.collection).payload_schema
         for name, schema in INDEXES.items():
-            if name not in existing:
+            if name not in info.payload_schema:
                 self.client.create_payload_index(self.collection, name, schema, wait=True)
 
     def vector_params(self) -> tuple[int, str] | None:
         """(dimension, distance) of the collection's unnamed vector as the server reports them;
         None before creation or when the collection has named vectors only."""
-        if not self._ready():
-            return None
-        params = self.client.get_collection(self.collection).config.params.vectors
-        if isinstance(params, dict):  # named vectors: this store writes the unnamed one only
-            params = params.get("")
-        return (params.size, params.distance.value) if params else None
-
-    def _check(self, dimension: int) -> None:
-        found = self.vector_params()
-        if found != (dimension, models.Distance.COSINE.value):
-            held = f"{found[0]}-d {found[1]}" if found else "named"
-            raise CollectionMismatchError(
-                f"collection {self.collection!r} holds {held} vectors, but the embedding model makes "
-                f"{dimension}-d Cosine vectors: use another QDRANT_COLLECTION, or drop it to re-index"
-            )
+        return _unnamed_vector(self.client.get_collection(self.collection)) if self._ready() else None
 
     def payload_indexes(self) -> dict[str, str]:
         """field -> index type ("Keyword", "Integer"), as the server reports them."""
@@ -132,24 +131,17 @@ class ServerStore:
     def unit_hashes(self, unit: str) -> dict[str, str]:
         if not self._ready():
             return {}
-        hashes: dict[str, str] = {}
-        offset = None
-        while True:
-            records, next_offset = self.client.scroll(
+        return scroll_hashes(
+            lambda offset: self.client.scroll(
                 self.collection,
                 scroll_filter=_filter({"unit": unit}),
                 limit=SCROLL_PAGE,
                 offset=offset,
                 with_payload=[CONTENT_HASH],
                 with_vectors=False,
-            )
-            hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
-            if next_offset is None:
-                return hashes
-            # The old system looped forever on a cursor that stopped moving: fail loudly instead.
-            if next_offset == offset:
-                raise VectorStoreError(f"scroll cursor did not advance past {offset} in {self.collection}")
-            offset = next_offset
+            ),
+            self.collection,
+        )
 
     def units(self) -> dict[str, int]:
         """An exact facet on the indexed `unit` field; a unit per point at most, so a limit of the
