@@ -2,13 +2,13 @@
 
 Edge admits one open handle per folder (a second `load` fails on the WAL with "WouldBlock"). A lock
 file beside the folder, held from open to close, turns that into a wait and then a message naming
-the holder. The shard's own `edge_config.json` is the one record of its dimension and distance:
+the holder. The lock is portalocker's (flock on POSIX, msvcrt on Windows, where most Roo Code users
+are); the holder's name sits in a file of its own, because Windows forbids reading a locked file. The shard's own `edge_config.json` is the one record of its dimension and distance:
 Edge writes it on `create`, and `info()` does not report them.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import portalocker
 import qdrant_edge as qe
 
 from .base import (
@@ -39,39 +40,40 @@ INDEXES = {
 
 
 class _FolderLock:
-    """An exclusive flock on `<folder>.lock`, which the kernel releases even if the holder is killed.
-    flock conflicts between two opens in one process too, so a second EdgeStore here waits as well."""
+    """An exclusive lock on `<folder>.lock`, which the OS releases even if the holder is killed.
+    It conflicts between two opens in one process too, so a second EdgeStore here waits as well."""
 
     def __init__(self, folder: Path, wait_s: float):
         path = folder.with_name(folder.name + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._holder = path.with_name(path.name + ".holder")
         self._file = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                portalocker.lock(self._file, portalocker.LOCK_EX | portalocker.LOCK_NB)
                 break
-            except BlockingIOError:
+            except portalocker.LockException:
                 if time.monotonic() >= deadline:
-                    self._file.seek(0)
-                    holder = self._file.read().strip() or "unknown (starting)"
                     self._file.close()
                     raise StoreBusyError(
-                        f"the embedded Qdrant store at {folder} is held by process {holder}; "
+                        f"the embedded Qdrant store at {folder} is held by process {self._holder_name()}; "
                         "wait for it to finish or stop it"
                     ) from None
                 time.sleep(0.1)
         # The holder's identity, for the message a waiting process shows.
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"{os.getpid()} ({' '.join(sys.argv)[:200]})")
-        self._file.flush()
+        self._holder.write_text(f"{os.getpid()} ({' '.join(sys.argv)[:200]})", encoding="utf-8")
+
+    def _holder_name(self) -> str:
+        try:
+            return self._holder.read_text(encoding="utf-8").strip() or "unknown (starting)"
+        except OSError:
+            return "unknown (starting)"
 
     def release(self) -> None:
         if not self._file.closed:
-            self._file.seek(0)
-            self._file.truncate()
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._holder.write_text("", encoding="utf-8")
+            portalocker.unlock(self._file)
             self._file.close()
 
 
