@@ -1,10 +1,13 @@
-"""kill -9 of an indexing process at several moments, then a re-run: no duplicate, nothing lost."""
+"""kill -9 of an indexing process in each of its stages, then a re-run: no duplicate, nothing lost.
+
+Each case kills on an observable sign of its stage and then checks that the kill landed there."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,49 +36,72 @@ def make_corpus(root) -> None:
         (folder / "api_conversation_history.json").write_text(json.dumps(messages))
 
 
-def run_cli(env, *args, kill_after: float | None = None, kill_when=None) -> int | None:
+def run_cli(env, *args) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer_pipeline.cli", *args], env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def kill_when(env, landed, *args, timeout_s: float = 60) -> None:
+    """Start the CLI and SIGKILL it the moment `landed()` is true; fail unless the kill found it
+    still running, so every case really interrupts the stage it names."""
     process = subprocess.Popen(
         [sys.executable, "-m", "indexer_pipeline.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    if kill_after is None:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err.decode()[-2000:]
-        return process.returncode
-    deadline = time.monotonic() + 60
-    while (
-        kill_when is not None and not kill_when() and process.poll() is None and time.monotonic() < deadline
-    ):
-        time.sleep(0.01)
-    time.sleep(kill_after)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while not landed() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    alive = process.poll() is None
+    os.kill(process.pid, signal.SIGKILL) if alive else None
     process.wait(timeout=30)
-    return None
+    assert alive and process.returncode == -signal.SIGKILL, "the run ended before the kill landed"
 
 
-def writing_started(data_dir):
-    """The write stage holds the embedded store's lock file, with its pid in it."""
-    lock = data_dir / "qdrant_edge" / "documents.lock"
-    return lambda: lock.exists() and lock.read_text().strip() != ""
+def units_read(data_dir) -> int:
+    path = data_dir / "catalog.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+    except sqlite3.OperationalError:  # created but its schema not yet written
+        return 0
 
 
-@pytest.mark.parametrize(
-    "kill_after, in_write_stage",
-    [(1.0, False), (2.5, False), (4.0, False), (0.0, True), (0.3, True)],
-    ids=["starting", "reading-or-embedding", "embedding", "write-begins", "mid-write"],
-)
-def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(
-    tmp_path, slow_simulator, kill_after, in_write_stage
-):
+def store_holder(data_dir) -> str:
+    """Who holds the embedded store: set only while the write stage runs."""
+    holder = data_dir / "qdrant_edge" / "documents.lock.holder"
+    return holder.read_text().strip() if holder.exists() else ""
+
+
+# Each stage: when to kill, and what must be true right after the kill for it to have landed there.
+STAGES = {
+    "starting": (lambda d, sim: True, lambda d, sim: units_read(d) == 0 and sim.stats()["requests"] == 0),
+    "reading": (
+        lambda d, sim: units_read(d) > 0,
+        lambda d, sim: 0 < units_read(d) < UNITS and sim.stats()["requests"] == 0,
+    ),
+    "embedding": (
+        lambda d, sim: sim.stats()["requests"] >= 2,
+        lambda d, sim: units_read(d) == UNITS and not store_holder(d),
+    ),
+    "writing": (lambda d, sim: bool(store_holder(d)), lambda d, sim: bool(store_holder(d))),
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(tmp_path, slow_simulator, stage):
     corpus = tmp_path / "corpus"
+    data = tmp_path / "data"
     make_corpus(corpus)
     env = {
         **os.environ,
         "INDEXER_CORPUS_DIR": str(corpus),
-        "INDEXER_DATA_DIR": str(tmp_path / "data"),
+        "INDEXER_DATA_DIR": str(data),
         "EMBEDDING_PROVIDER": "openai",
         "OPENAI_API_KEY": slow_simulator.api_key,
         "OPENAI_BASE_URL": slow_simulator.base_url,
@@ -84,12 +110,9 @@ def test_killed_run_then_rerun_leaves_no_duplicate_and_loses_nothing(
         "EMBEDDING_MAX_CONCURRENCY": "1",
         "EMBEDDING_MAX_INPUTS_PER_REQUEST": "16",
     }
-    run_cli(
-        env,
-        "index",
-        kill_after=kill_after,
-        kill_when=writing_started(tmp_path / "data") if in_write_stage else None,
-    )
+    when, landed = STAGES[stage]
+    kill_when(env, lambda: when(data, slow_simulator), "index")
+    assert landed(data, slow_simulator), f"the kill did not land in the {stage} stage"
     run_cli(env, "index")
 
     settings = Settings.from_env(
