@@ -174,16 +174,37 @@ def discover_units(roots: Iterable[Path]) -> list[SourceUnit]:
     return sorted(units, key=lambda u: u.key)
 
 
-def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
-    """The unit with this partition key, or None when it is no longer in the corpus.
+def find_units(roots: Iterable[Path], keys: Iterable[str]) -> dict[str, SourceUnit]:
+    """The units with these partition keys; a key whose unit left the corpus is absent.
 
     A key that is a plain prefix + file name names its unit directly, so a run over 10,000 partitions
-    does not list the corpus 10,000 times. Anything else (hashed keys, a name found in more than one
-    place, a unit that is gone) is settled by full discovery, which defines the keys.
+    does not list the corpus 10,000 times. The other keys (hashed keys, a name found in more than one
+    place, a unit that is gone) are settled together by one full discovery, which defines the keys.
     """
+    roots = _roots(roots)
+    found: dict[str, SourceUnit] = {}
+    rest = set()
+    for key in keys:
+        unit = _named_unit(roots, key)
+        if unit:
+            found[key] = unit
+        else:
+            rest.add(key)
+    if rest:
+        found.update({u.key: u for u in discover_units(roots) if u.key in rest})
+    return found
+
+
+def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
+    """The unit with this partition key, or None when it is no longer in the corpus."""
+    return find_units(roots, [key]).get(key)
+
+
+def _named_unit(roots: list[Path], key: str) -> SourceUnit | None:
+    """The unit a plain key names, when exactly one entry of the roots has that name and key."""
     name = key.partition("-")[2]
     hits = []
-    for root in _roots(roots):
+    for root in roots:
         for folder, in_store in _places(root):
             path = os.path.join(folder, name)
             if not name or not os.path.lexists(path):
@@ -191,9 +212,7 @@ def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
             kind = _kind(name, path, os.path.isdir(path), in_store)
             if kind and make_key(_KEY_PREFIX[kind], name) == key:
                 hits.append(SourceUnit(key=key, root=root, path=Path(path), kind=kind))
-    if len(hits) == 1:
-        return hits[0]
-    return next((u for u in discover_units(roots) if u.key == key), None)
+    return hits[0] if len(hits) == 1 else None
 
 
 # -- the files of a unit -----------------------------------------------------------------------

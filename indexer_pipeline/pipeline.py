@@ -18,7 +18,7 @@ import numpy as np
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
-from .corpus import discover_units, find_unit, unit_fingerprint
+from .corpus import discover_units, find_units, unit_fingerprint
 from .embeddings import Embedder, EmbeddingStats, make_embedder
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -207,15 +207,11 @@ class Indexer:
         return discover_units(self.settings.corpus_dirs)
 
     def resolve(self, keys: Iterable[str]) -> tuple[list[SourceUnit], list[str]]:
-        """Units for partition keys; keys whose unit left the corpus are returned apart."""
-        found, gone = [], []
-        for key in keys:
-            unit = find_unit(self.settings.corpus_dirs, key)
-            if unit:
-                found.append(unit)
-            else:
-                gone.append(key)
-        return found, gone
+        """Units for partition keys; keys whose unit left the corpus are returned apart. The corpus is
+        listed at most once per call, however many keys need it."""
+        keys = list(keys)
+        units = find_units(self.settings.corpus_dirs, keys)
+        return [units[k] for k in keys if k in units], [k for k in keys if k not in units]
 
     def cache_key(self, text: str) -> str:
         e = self.embedder
