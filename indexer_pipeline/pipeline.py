@@ -219,7 +219,8 @@ class Indexer:
 
     # -- stage 1: raw documents ----------------------------------------------------------------
     def read_units(self, units: Iterable[SourceUnit], progress: Progress | None = None) -> ReadReport:
-        """Read, redact and chunk each unit; record documents, chunks and rejections in the catalog."""
+        """Read (redacted by the reader) and chunk each unit; record documents, chunks and rejections in
+        the catalog."""
         report = ReadReport()
         start = time.perf_counter()
         max_tokens = min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
@@ -229,12 +230,11 @@ class Indexer:
             content = read_unit(unit)
             chunks: list[Chunk] = []
             for doc in content.documents:
-                chunked = chunk_document(
-                    doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap
+                chunks.extend(
+                    chunk_document(doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap)
                 )
-                chunks.extend(chunked.chunks)
-                report.redactions += chunked.redactions
             self.catalog.replace_unit(content, chunks, fingerprint)
+            report.redactions += content.redactions
             report.units += 1
             report.documents += len(content.documents)
             report.rejected.extend(content.rejected)
