@@ -39,8 +39,9 @@ _WORD_CHAR = "[A-Za-z0-9_]"
 
 
 def _word_start(prefix: str) -> str:
-    """`prefix` (fixed width) only where it begins a word."""
-    return f"{prefix}(?<!{_WORD_CHAR}{prefix})"
+    """`prefix` (fixed width) only where it begins a word, or follows an escaped `\\n`, `\\t`, `\\r`
+    (text inside a JSON string, such as a file a tool call writes)."""
+    return f"{prefix}(?:(?<!{_WORD_CHAR}{prefix})|(?<=\\\\[ntr]{prefix}))"
 
 
 def _ci(word: str) -> str:
@@ -91,10 +92,10 @@ _NAME = "|".join(
         "_PWD",
     ]
 )
-# Quotes may be JSON-escaped (`\\"`): a tool call's input, or JSON inside a JSON string.
+# Quotes may be JSON-escaped, at any depth (`\\"`, `\\\\\\"`): a tool call's input holding JSON.
 _ASSIGNMENT = (
-    rf"(?:{_NAME})(?:\\?[\"'])?[ \t]*(?::=|=>|[:=])[ \t]*"
-    r"(?:\\?\"(?P<dquoted>[^\"\n]+?)\\?\"|\\?'(?P<squoted>[^'\n]+?)\\?'|(?P<bare>[^\s\"',;&)\]}>\\]+))"
+    rf"(?:{_NAME})(?:\\*[\"'])?[ \t]*(?::=|=>|[:=])[ \t]*"
+    r"(?:\\*\"(?P<dquoted>[^\"\n]+?)\\*\"|\\*'(?P<squoted>[^'\n]+?)\\*'|(?P<bare>[^\s\"',;&)\]}>\\]+))"
 )
 # `scheme://user:password@host` for every scheme. The user may hold `@` (Azure's `admin@server`) and
 # the password too (unencoded, as people type it): the last `@` before the host ends it. Both bounded.

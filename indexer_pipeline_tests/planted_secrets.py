@@ -59,6 +59,8 @@ PLANTED: list[tuple[str, str, str]] = [
     ("json access token", '"access_token": "Js4PlantedToken"', "Js4PlantedToken"),
     ("json inside a json string", json.dumps({"content": '{"password": "Es1PlantedPw"}'}), "Es1PlantedPw"),
     ("json-escaped env line", json.dumps({"content": 'DB_PASSWORD="Es2PlantedPw"\nNEXT=1'}), "Es2PlantedPw"),
+    ("json escaped twice", json.dumps({"input": json.dumps({"content": '{"password": "Es3PlantedPw"}'})}), "Es3PlantedPw"),
+    ("key after an escaped newline", json.dumps({"content": "TOKENS\nghp_Pl4nted1GitHubToken0000000000000000"}), "ghp_Pl4nted1GitHubToken0000000000000000"),
     ("env password", "DB_PASSWORD=En1PlantedPw", "En1PlantedPw"),
     ("env _PASS", "DB_PASS=En2PlantedPw", "En2PlantedPw"),
     ("env export", "export API_TOKEN=En3PlantedToken", "En3PlantedToken"),
