@@ -23,6 +23,13 @@ false negative leaks a credential):
   or mixed case, so prose such as "bearer responsibilities" stays.
 Idempotent: a `[REDACTED:…]` marker is itself a placeholder, so a second pass changes nothing.
 
+Why hand-kept patterns and not detect-secrets (benchmarks/bench_redaction.py, on the planted set of
+indexer_pipeline_tests/planted_secrets.py): these patterns catch 63/63 shapes with 0/35 false positives
+at ~7 MB/s; detect-secrets 1.5 with every default plugin catches 30/63 (no connection string without
+a user, no JDBC/ADO.NET, unquoted env/YAML values, JSON-escaped text, command lines, headers) with 1/35
+false positives at ~0.7 MB/s, and adds nothing on top of ours while making redaction 12x slower. On a
+real 94-message Cline task it flagged 3 strings, none a secret.
+
 Speed (this runs on every document): each alternative starts with a literal character or a
 character class, so the engine rejects most positions on one comparison; a leading `\\b`, named
 group or case-insensitive letter would send every position through the full alternative. Word

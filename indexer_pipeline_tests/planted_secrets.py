@@ -60,7 +60,7 @@ PLANTED: list[tuple[str, str, str]] = [
     ("json inside a json string", json.dumps({"content": '{"password": "Es1PlantedPw"}'}), "Es1PlantedPw"),
     ("json-escaped env line", json.dumps({"content": 'DB_PASSWORD="Es2PlantedPw"\nNEXT=1'}), "Es2PlantedPw"),
     ("json escaped twice", json.dumps({"input": json.dumps({"content": '{"password": "Es3PlantedPw"}'})}), "Es3PlantedPw"),
-    ("key after an escaped newline", json.dumps({"content": "TOKENS\nghp_Pl4nted1GitHubToken0000000000000000"}), "ghp_Pl4nted1GitHubToken0000000000000000"),
+    ("key after an escaped newline", json.dumps({"content": "TOKENS\nghp_Pl4nted1GitHubToken00000000000000000"}), "ghp_Pl4nted1GitHubToken00000000000000000"),
     ("env password", "DB_PASSWORD=En1PlantedPw", "En1PlantedPw"),
     ("env _PASS", "DB_PASS=En2PlantedPw", "En2PlantedPw"),
     ("env export", "export API_TOKEN=En3PlantedToken", "En3PlantedToken"),
@@ -81,7 +81,7 @@ PLANTED: list[tuple[str, str, str]] = [
     ("x-api-key header", "X-API-Key: Hd3PlantedApiKey0987", "Hd3PlantedApiKey0987"),
     # keys known by their shape
     ("openai key", f"the key is {OPENAI_KEY}", OPENAI_KEY),
-    ("github token", "ghp_Pl4nted0GitHubToken0000000000000000", "ghp_Pl4nted0GitHubToken0000000000000000"),
+    ("github token", "ghp_Pl4nted0GitHubToken00000000000000000", "ghp_Pl4nted0GitHubToken00000000000000000"),
     ("gitlab token", "glpat-Pl4ntedGitLab0000000", "glpat-Pl4ntedGitLab0000000"),
     ("aws access key", "AKIAPL4NTED000000000", "AKIAPL4NTED000000000"),
     ("aws secret key", "aws_secret_access_key = Pl4ntedAwsSecret/K7MDENG/bPxRfiCYEXAMPLE", "Pl4ntedAwsSecret/K7MDENG/bPxRfiCYEXAMPLE"),
