@@ -109,7 +109,7 @@ class Catalog:
                 (
                     unit.key,
                     unit.kind,
-                    str(unit.path),
+                    unit.shown_path,
                     fingerprint,
                     len(content.documents),
                     len(content.rejected),

@@ -1,4 +1,6 @@
-"""Token-aware chunking: a document's redacted text cut into windows of at most `max_tokens` tokens.
+"""Token-aware chunking: a document's text cut into windows of at most `max_tokens` tokens.
+
+The text arrives redacted: the reader clears every string it returns (readers.read_unit).
 
 Chunks are slices of the text at token boundaries (from the embedder's own tokenizer offsets),
 never decoded tokens: the local model's tokenizer lowercases, so a decode would change the text.
@@ -10,22 +12,14 @@ of its window, each overlap over at most `overlap` tokens.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .models import Chunk, Document
-from .redaction import redact
 
 TokenOffsets = Callable[[str], list[int]]  # character offset where each token starts
 
 # A chunk may end this much of its window early, to stop at a paragraph, line, sentence or word.
 BOUNDARY_SLACK = 0.15
 PARAGRAPH, LINE, SENTENCE, WORD, NONE = 4, 3, 2, 1, 0
-
-
-@dataclass
-class ChunkedDocument:
-    chunks: list[Chunk]
-    redactions: int  # secrets replaced in the text before it was cut
 
 
 def _boundary(text: str, pos: int) -> int:
@@ -77,18 +71,16 @@ def _next_start(text: str, offsets: list[int], start: int, end: int, overlap: in
     return back
 
 
-def chunk_document(
-    doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int
-) -> ChunkedDocument:
-    """Redact `doc` and cut it into chunks of at most `max_tokens` tokens, consecutive chunks sharing
-    up to `overlap` tokens (fewer when that keeps the next chunk from starting inside a word)."""
+def chunk_document(doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int) -> list[Chunk]:
+    """`doc` cut into chunks of at most `max_tokens` tokens, consecutive chunks sharing up to `overlap`
+    tokens (fewer when that keeps the next chunk from starting inside a word)."""
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise ValueError(
             f"chunk overlap ({overlap}) must be at least 0 and below the chunk size ({max_tokens})"
         )
-    text, redactions = redact(doc.text)
+    text = doc.text
     if not text.strip():
-        return ChunkedDocument([], redactions)
+        return []
     # Text the tokenizer reads as nothing (only control characters) still becomes one chunk.
     offsets = token_offsets(text) or [0]
     base = {**doc.metadata, "unit": doc.unit, "doc_id": doc.doc_id, "path": doc.path}
@@ -104,5 +96,5 @@ def chunk_document(
                 Chunk(doc.unit, doc.doc_id, index, piece, end - start, {**base, "chunk_index": index})
             )
         if end == len(offsets):
-            return ChunkedDocument(chunks, redactions)
+            return chunks
         start = _next_start(text, offsets, start, end, overlap)

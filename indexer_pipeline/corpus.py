@@ -11,6 +11,16 @@ A corpus is one or more roots. In each root:
 Only file metadata is read here (never contents), so the change sensor can fingerprint 10,000 units
 in a tick. Symlinks are followed only while they stay inside their corpus root; one that leaves it,
 loops or dangles becomes a `UnitFile` with a `problem`, which the reader records as a rejection.
+
+Every file is indexed once, under its real path. So a symlink whose target overlaps a unit of the
+corpus (lies inside one, the linking unit included, or holds one) is not followed: those files are
+indexed where they really are. A top-level symlink to another unit (or to the task store) is no unit,
+for the same reason. A link to what no unit covers (a hidden folder, a file outside any unit) is
+followed and indexed under the link's path.
+
+Names are made safe here, once: unit keys and file ids are built from redacted names (a secret in a
+folder name must not reach a partition key), and a name whose bytes are not UTF-8 keeps a hash of
+those bytes in its id, so two names that display alike stay two units or two documents.
 """
 
 from __future__ import annotations
@@ -21,12 +31,13 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .models import SourceUnit
+from .models import SourceUnit, display_text
+from .redaction import redact
 
 TASK_STORE = "tasks"
 # The files of a task folder the reader uses; the first four mark a folder as a task.
@@ -66,10 +77,20 @@ class UnitFile:
     """A file of a unit as the walk found it; `problem` says why it cannot be read, if so."""
 
     path: Path  # where to open it (a symlink inside the corpus is opened through its link)
-    rel: str  # path relative to the corpus root, "/"-separated, valid UTF-8 (for display and doc ids)
+    rel: str  # path relative to the corpus root, "/"-separated, valid UTF-8 (for display)
     size: int = 0
     mtime_ns: int = 0
     problem: str | None = None
+    raw: bytes = b""  # the relative path's real bytes
+
+    @property
+    def ref(self) -> str:
+        """The file's part of a document id: `rel` when it spells the name exactly and holds no secret;
+        else `rel` redacted plus a hash of the real bytes, so ids stay unique for any byte name."""
+        shown, found = redact(self.rel)
+        if not found and self.rel.encode("utf-8") == self.raw:
+            return self.rel
+        return f"{shown}~{hashlib.blake2b(self.raw, digest_size=6).hexdigest()}"
 
 
 # -- unit keys ---------------------------------------------------------------------------------
@@ -85,23 +106,16 @@ def _with_suffix(base: str, suffix: str) -> str:
 
 
 def make_key(prefix: str, name: str) -> str:
-    """A URL-safe partition key for a name. When slugging changed the name, or it had to be cut, a
-    hash of the original is appended, so two different names never share a key."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()  # é → e
+    """A URL-safe partition key for a name, without the secrets it may hold. When slugging or redaction
+    changed the name, or it had to be cut, a hash of the original is appended, so two different names
+    never share a key."""
+    shown = redact(name)[0]
+    ascii_name = unicodedata.normalize("NFKD", shown).encode("ascii", "ignore").decode()  # é → e
     slug = _UNSAFE.sub("-", ascii_name).strip("-")
     key = prefix + slug
     if slug == name and len(key) <= MAX_KEY_LENGTH:
         return key
     return _with_suffix(key, _short_hash(name))
-
-
-def display_text(text: str) -> str:
-    """File names that are not UTF-8 arrive with surrogate escapes; show those bytes as U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "replace")
 
 
 # -- discovery ---------------------------------------------------------------------------------
@@ -146,15 +160,30 @@ def _roots(roots: Iterable[Path]) -> list[Path]:
     return unique
 
 
-def _root_units(root: Path) -> Iterator[tuple[Path, str]]:
-    """(path, kind) of each unit of one root."""
+def _overlaps(a: str, b: str) -> bool:
+    """Whether one real path is the other or lies inside it."""
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep)
+
+
+def _root_units(root: Path) -> list[tuple[Path, str]]:
+    """(path, kind) of each unit of one root; a top-level link to another unit is none (see above)."""
+    found = []
     for folder, in_store in _places(root):
         if in_store and not folder.is_dir():  # a root without tasks/
             continue
         for entry in _list_dir(folder):
             kind = _kind(entry.name, entry.path, entry.is_dir(), in_store)
             if kind:
-                yield Path(entry.path), kind
+                found.append((Path(entry.path), kind, entry.is_symlink()))
+    if not any(link for _, _, link in found):
+        return [(path, kind) for path, kind, _ in found]
+    reals = [os.path.realpath(path) for path, _, link in found if not link]
+    reals.extend(os.path.realpath(folder) for folder, _ in _places(root))  # the root and its store
+    return [
+        (path, kind)
+        for path, kind, link in found
+        if not (link and any(_overlaps(os.path.realpath(path), real) for real in reals))
+    ]
 
 
 def discover_units(roots: Iterable[Path]) -> list[SourceUnit]:
@@ -174,26 +203,45 @@ def discover_units(roots: Iterable[Path]) -> list[SourceUnit]:
     return sorted(units, key=lambda u: u.key)
 
 
-def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
-    """The unit with this partition key, or None when it is no longer in the corpus.
+def find_units(roots: Iterable[Path], keys: Iterable[str]) -> dict[str, SourceUnit]:
+    """The units with these partition keys; a key whose unit left the corpus is absent.
 
     A key that is a plain prefix + file name names its unit directly, so a run over 10,000 partitions
-    does not list the corpus 10,000 times. Anything else (hashed keys, a name found in more than one
-    place, a unit that is gone) is settled by full discovery, which defines the keys.
+    does not list the corpus 10,000 times. The other keys (hashed keys, a name found in more than one
+    place, a unit that is gone) are settled together by one full discovery, which defines the keys.
     """
+    roots = _roots(roots)
+    found: dict[str, SourceUnit] = {}
+    rest = set()
+    for key in keys:
+        unit = _named_unit(roots, key)
+        if unit:
+            found[key] = unit
+        else:
+            rest.add(key)
+    if rest:
+        found.update({u.key: u for u in discover_units(roots) if u.key in rest})
+    return found
+
+
+def find_unit(roots: Iterable[Path], key: str) -> SourceUnit | None:
+    """The unit with this partition key, or None when it is no longer in the corpus."""
+    return find_units(roots, [key]).get(key)
+
+
+def _named_unit(roots: list[Path], key: str) -> SourceUnit | None:
+    """The unit a plain key names, when exactly one entry of the roots has that name and key."""
     name = key.partition("-")[2]
     hits = []
-    for root in _roots(roots):
+    for root in roots:
         for folder, in_store in _places(root):
             path = os.path.join(folder, name)
-            if not name or not os.path.lexists(path):
+            if not name or not os.path.lexists(path) or os.path.islink(path):  # links: see discovery
                 continue
             kind = _kind(name, path, os.path.isdir(path), in_store)
             if kind and make_key(_KEY_PREFIX[kind], name) == key:
                 hits.append(SourceUnit(key=key, root=root, path=Path(path), kind=kind))
-    if len(hits) == 1:
-        return hits[0]
-    return next((u for u in discover_units(roots) if u.key == key), None)
+    return hits[0] if len(hits) == 1 else None
 
 
 # -- the files of a unit -----------------------------------------------------------------------
@@ -206,6 +254,10 @@ class _Walk:
     @cached_property
     def root_real(self) -> str:  # only needed when a symlink turns up
         return os.path.realpath(self.unit.root)
+
+    @cached_property
+    def unit_reals(self) -> list[str]:  # only needed when a symlink inside the corpus turns up
+        return [os.path.realpath(u.path) for u in discover_units([self.unit.root])]
 
     def visits(self, name: str) -> bool:
         """Whether a folder's entry is looked at: a task's own files, or any visible name in a tree."""
@@ -255,6 +307,8 @@ class _Walk:
             problem = f"broken symlink: {os_error_reason(error)}"
         elif stat.S_ISDIR(st.st_mode) and target in {os.path.realpath(a) for a in ancestors}:
             problem = "symlink loop (points to a folder that contains it)"
+        elif ancestors and any(_overlaps(target, real) for real in self.unit_reals):
+            return  # indexed under its real path, by the unit it belongs to
         elif stat.S_ISDIR(st.st_mode):
             yield from self.folder(path, rel, ancestors)
             return
@@ -267,13 +321,13 @@ class _Walk:
         if self.wants(name) or could_be_folder:
             yield UnitFile(Path(path), rel, problem=problem)
 
-    @staticmethod
-    def file(path: str, rel: str, stat_fn) -> UnitFile:
+    def file(self, path: str, rel: str, stat_fn) -> UnitFile:
         try:
             st = stat_fn(path)
         except OSError as e:
             return UnitFile(Path(path), rel, problem=os_error_reason(e))
-        return UnitFile(Path(path), rel, st.st_size, st.st_mtime_ns)
+        raw = os.fsencode(Path(os.path.relpath(path, self.unit.root)).as_posix())
+        return UnitFile(Path(path), rel, st.st_size, st.st_mtime_ns, raw=raw)
 
 
 def os_error_reason(error: OSError) -> str:

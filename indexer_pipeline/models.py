@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .redaction import redact
 
 # Namespace for deterministic point ids: the same chunk always gets the same UUID, so a
 # re-run overwrites instead of duplicating (the old system's random ids made 60 M duplicates).
@@ -16,6 +19,15 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def display_text(text: str) -> str:
+    """File names that are not UTF-8 arrive with surrogate escapes; show those bytes as U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "replace")
+
+
 @dataclass(frozen=True)
 class SourceUnit:
     """One Dagster partition: a Roo Code/Cline task folder, or a top-level entry of a document tree."""
@@ -24,6 +36,11 @@ class SourceUnit:
     root: Path  # the corpus root it was found in
     path: Path  # the task folder, or the top-level folder/file
     kind: str  # "task" or "tree"
+
+    @property
+    def shown_path(self) -> str:
+        """The unit's path as it may be stored or shown: valid UTF-8, without secrets."""
+        return redact(display_text(str(self.path)))[0]
 
 
 @dataclass
@@ -55,6 +72,7 @@ class UnitContent:
     unit: SourceUnit
     documents: list[Document]
     rejected: list[Rejection]
+    redactions: int = 0  # secrets the reader replaced in what it returns
 
     @property
     def seen(self) -> int:
@@ -63,7 +81,7 @@ class UnitContent:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A redacted, token-bounded slice of a document; becomes exactly one Qdrant point."""
+    """A token-bounded slice of a (redacted) document; becomes exactly one Qdrant point."""
 
     unit: str
     doc_id: str

@@ -18,7 +18,7 @@ import numpy as np
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
-from .corpus import discover_units, find_unit, unit_fingerprint
+from .corpus import discover_units, find_units, unit_fingerprint
 from .embeddings import Embedder, EmbeddingStats, make_embedder
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -207,15 +207,11 @@ class Indexer:
         return discover_units(self.settings.corpus_dirs)
 
     def resolve(self, keys: Iterable[str]) -> tuple[list[SourceUnit], list[str]]:
-        """Units for partition keys; keys whose unit left the corpus are returned apart."""
-        found, gone = [], []
-        for key in keys:
-            unit = find_unit(self.settings.corpus_dirs, key)
-            if unit:
-                found.append(unit)
-            else:
-                gone.append(key)
-        return found, gone
+        """Units for partition keys; keys whose unit left the corpus are returned apart. The corpus is
+        listed at most once per call, however many keys need it."""
+        keys = list(keys)
+        units = find_units(self.settings.corpus_dirs, keys)
+        return [units[k] for k in keys if k in units], [k for k in keys if k not in units]
 
     def cache_key(self, text: str) -> str:
         e = self.embedder
@@ -223,7 +219,8 @@ class Indexer:
 
     # -- stage 1: raw documents ----------------------------------------------------------------
     def read_units(self, units: Iterable[SourceUnit], progress: Progress | None = None) -> ReadReport:
-        """Read, redact and chunk each unit; record documents, chunks and rejections in the catalog."""
+        """Read (redacted by the reader) and chunk each unit; record documents, chunks and rejections in
+        the catalog."""
         report = ReadReport()
         start = time.perf_counter()
         max_tokens = min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
@@ -233,12 +230,11 @@ class Indexer:
             content = read_unit(unit)
             chunks: list[Chunk] = []
             for doc in content.documents:
-                chunked = chunk_document(
-                    doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap
+                chunks.extend(
+                    chunk_document(doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap)
                 )
-                chunks.extend(chunked.chunks)
-                report.redactions += chunked.redactions
             self.catalog.replace_unit(content, chunks, fingerprint)
+            report.redactions += content.redactions
             report.units += 1
             report.documents += len(content.documents)
             report.rejected.extend(content.rejected)

@@ -15,7 +15,13 @@ context: open tabs, clock, file listing), though the workspace and mode are take
 `history_item.json` does not say them.
 
 Trees: one document per Markdown/text/reST/HTML/JSON file, per JSONL line and per CSV row. Files of
-other formats are ignored, not rejected: a tree of code and images is not broken input.
+other formats are ignored, not rejected: a tree of code and images is not broken input. Text that is
+not UTF-8 (cp1252 notes from Windows, latin-1, cp1251…) is decoded in the encoding charset-normalizer
+detects; bytes no encoding explains are rejected as binary.
+
+Nothing leaves this module unredacted: `read_unit` passes every string it returns (text, paths,
+titles, workspaces, tool arguments, any metadata, rejection paths and reasons) through redaction, in
+one place, so a field added later is covered too.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace as replaced
 from html.parser import HTMLParser
 
+import charset_normalizer
 import pandas as pd
 
 from .corpus import TREE_FORMATS, UnitFile, display_text, os_error_reason, unit_files
 from .models import Document, Rejection, SourceUnit, UnitContent
+from .redaction import redact
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 TITLE_CHARS = 200
@@ -50,6 +59,7 @@ class _Unreadable(Exception):
 
 
 def read_unit(unit: SourceUnit) -> UnitContent:
+    """The unit's documents and rejections, every string in them redacted."""
     content = UnitContent(unit, [], [])
     readable = []
     for f in unit_files(unit):
@@ -58,7 +68,35 @@ def read_unit(unit: SourceUnit) -> UnitContent:
         else:
             readable.append(f)
     (_read_task if unit.kind == "task" else _read_tree)(content, readable)
-    return content
+    return _without_secrets(content)
+
+
+def _without_secrets(content: UnitContent) -> UnitContent:
+    """The one place the reader's output is redacted: document text, path and metadata at any depth,
+    rejection path and reason. Doc ids are built from names corpus.py already redacted (unit keys,
+    `UnitFile.ref`); redacting the joined id again could make two ids one."""
+    done: dict[str, str] = {}  # task metadata repeats on every message: redact (and count) it once
+    found = 0
+
+    def clean(value):
+        nonlocal found
+        if isinstance(value, str):
+            if value not in done:
+                done[value], count = redact(value)
+                found += count
+            return done[value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    documents = [
+        replaced(d, text=clean(d.text), path=clean(d.path), metadata=clean(d.metadata))
+        for d in content.documents
+    ]
+    rejected = [replaced(r, path=clean(r.path), reason=clean(r.reason)) for r in content.rejected]
+    return UnitContent(content.unit, documents, rejected, found)
 
 
 def _reject(content: UnitContent, path: str, reason: str) -> None:
@@ -70,7 +108,8 @@ def _without_none(values: dict) -> dict:
 
 
 def _title(text: str | None) -> str | None:
-    title = " ".join((text or "").split())
+    # Redacted before it is cut: a cut through a secret can leave a piece no pattern recognises.
+    title = " ".join(redact(text or "")[0].split())
     if len(title) > TITLE_CHARS:
         title = title[: TITLE_CHARS - 1].rstrip() + "…"
     return title or None
@@ -94,7 +133,8 @@ def _read_text(f: UnitFile) -> str:
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 text, with or without a byte-order mark (UTF-16 with a BOM is accepted too)."""
+    """Text from bytes: UTF-8 (or UTF-16) after a byte-order mark, else UTF-8, else the legacy encoding
+    charset-normalizer detects."""
     codec, start = next(((c, len(bom)) for bom, c in _BOMS if data.startswith(bom)), ("utf-8", 0))
     if codec == "utf-8" and (nul := data.find(b"\0")) >= 0:
         raise _Unreadable(f"binary file (NUL byte at offset {nul})")
@@ -102,12 +142,27 @@ def _decode(data: bytes) -> str:
         text = data[start:].decode(codec)
     except UnicodeDecodeError as e:
         offset = start + e.start
-        raise _Unreadable(
-            f"not {codec.upper()} text (byte 0x{data[offset]:02x} at offset {offset})"
-        ) from None
+        text = _legacy_text(data[start:]) if codec == "utf-8" else None
+        if text is None:
+            raise _Unreadable(
+                f"binary file (not {codec.upper()} and no other encoding fits: byte 0x{data[offset]:02x}"
+                f" at offset {offset})"
+            ) from None
     if not text.strip():
         raise _Unreadable("empty file" if not text else "empty file (only whitespace)")
     return text
+
+
+def _legacy_text(data: bytes) -> str | None:
+    """The text in the encoding charset-normalizer finds likeliest, or None when none fits."""
+    matches = charset_normalizer.from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return None
+    # Short texts fit many code pages equally well; among the tied ones, Windows' Western code page is
+    # the likeliest for notes written on Windows (charset-normalizer would pick the first, e.g. cp1250).
+    tied = {name for m in matches if m.chaos <= best.chaos for name in m.could_be_from_charset}
+    return data.decode("cp1252") if "cp1252" in tied else str(best)
 
 
 def _json_type(value) -> str:
@@ -477,4 +532,4 @@ def _read_tree(content: UnitContent, files: list[UnitFile]) -> None:
                 _reject(content, f.rel, str(part))
                 continue
             meta = {"kind": "tree", "format": fmt, "title": _title(part.title) or name, **part.extra}
-            content.documents.append(Document(f"{key}:{f.rel}{part.suffix}", key, f.rel, part.text, meta))
+            content.documents.append(Document(f"{key}:{f.ref}{part.suffix}", key, f.rel, part.text, meta))

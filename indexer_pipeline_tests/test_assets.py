@@ -135,12 +135,12 @@ def test_bad_files_are_recorded_and_the_rest_of_the_unit_indexes(indexed_instanc
     docs = corpus_env.corpus_dirs[0] / "docs"
     (docs / "broken.json").write_text('{"oops": ')
     (docs / "binary.md").write_bytes(b"\x00\x01\x02binary")
-    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (docs / "noise.txt").write_bytes(bytes(range(1, 256)) * 4)  # latin-1 text is decoded now
     result = materialize(instance, ["doc-docs"])
     raw = metadata(result, "raw_documents")
     assert raw["documents_rejected"] == 3
     table = raw["rejected_files"]
-    assert "broken.json" in table and "binary.md" in table and "latin1.txt" in table
+    assert "broken.json" in table and "binary.md" in table and "noise.txt" in table
     written = metadata(result, "qdrant_collection")
     assert written["documents_indexed"] == raw["documents"] > 0
     assert written["success_rate"] < 1.0  # rejected files count as not indexed

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from indexer_pipeline import tokenizers
 from indexer_pipeline.chunking import chunk_document
 from indexer_pipeline.models import Document
-
-from .conftest import PLANTED_SECRET
 
 
 def words(text: str) -> list[int]:
@@ -43,7 +40,7 @@ def assert_covers(text: str, chunks) -> None:
 
 def test_windows_cover_the_text_share_the_overlap_and_carry_the_payload():
     text = " ".join(f"w{i}" for i in range(1000))
-    chunks = chunk_document(document(text), words, max_tokens=100, overlap=10).chunks
+    chunks = chunk_document(document(text), words, max_tokens=100, overlap=10)
     assert [c.chunk_index for c in chunks] == list(range(len(chunks))) and len(chunks) == 11
     assert all(c.tokens <= 100 for c in chunks)
     assert_covers(text, chunks)
@@ -62,36 +59,28 @@ def test_windows_cover_the_text_share_the_overlap_and_carry_the_payload():
 
 def test_without_overlap_the_chunks_join_back_to_the_text():
     text = "  leading blanks, then words.\n" + "lorem ipsum dolor sit amet. " * 300 + "\n"
-    chunks = chunk_document(document(text), words, max_tokens=64, overlap=0).chunks
+    chunks = chunk_document(document(text), words, max_tokens=64, overlap=0)
     assert "".join(c.text for c in chunks) == text
     assert sum(c.tokens for c in chunks) == len(words(text))
 
 
 def test_a_chunk_ends_at_the_best_boundary_in_the_last_15_percent():
     paragraph = " ".join(["alpha"] * 90) + ".\n\n" + " ".join(["beta"] * 90)
-    first = chunk_document(document(paragraph), words, max_tokens=100, overlap=0).chunks[0]
+    first = chunk_document(document(paragraph), words, max_tokens=100, overlap=0)[0]
     assert first.text.endswith(".\n\n") and first.tokens == 90
 
     sentence = " ".join(["alpha"] * 88) + ". Beta " + " ".join(["gamma"] * 90)
-    first = chunk_document(document(sentence), words, max_tokens=100, overlap=0).chunks[0]
+    first = chunk_document(document(sentence), words, max_tokens=100, overlap=0)[0]
     assert first.text.endswith("alpha. ")
 
     early = " ".join(["alpha"] * 50) + ".\n\n" + " ".join(["beta"] * 90)  # at 50 %: too early
-    first = chunk_document(document(early), words, max_tokens=100, overlap=0).chunks[0]
+    first = chunk_document(document(early), words, max_tokens=100, overlap=0)[0]
     assert first.tokens == 100
 
 
-def test_the_text_is_redacted_before_it_is_cut():
-    text = f"Deploy with OPENAI_API_KEY={PLANTED_SECRET} set in the shell. " + "more words " * 50
-    result = chunk_document(document(text), tokenizers.token_offsets, max_tokens=8, overlap=2)
-    assert result.redactions == 1
-    joined = "".join(c.text for c in result.chunks)
-    assert "sk-proj" not in joined and "FAKEfake" not in joined and "[REDACTED:" in joined
-
-
 def test_blank_documents_make_no_chunks():
-    assert chunk_document(document(" \n\t\n "), words, 100, 10).chunks == []
-    assert chunk_document(document(""), words, 100, 10).chunks == []
+    assert chunk_document(document(" \n\t\n "), words, 100, 10) == []
+    assert chunk_document(document(""), words, 100, 10) == []
 
 
 @pytest.mark.parametrize("max_tokens, overlap", [(100, 100), (100, 150), (100, -1), (0, 0)])
@@ -110,7 +99,7 @@ def test_a_20000_token_multilingual_text_is_split_never_truncated_with_cl100k():
         calls.append(piece)
         return tokenizers.token_offsets(piece)
 
-    chunks = chunk_document(document(text), offsets, max_tokens=1000, overlap=100).chunks
+    chunks = chunk_document(document(text), offsets, max_tokens=1000, overlap=100)
     assert len(calls) == 1  # the text is tokenized once, whatever its length
     assert_covers(text, chunks)
     assert all(tokenizers.count_tokens(c.text) <= 1000 for c in chunks)
@@ -121,19 +110,7 @@ def test_a_20000_token_multilingual_text_is_split_never_truncated_with_cl100k():
 @pytest.mark.parametrize("overlap", [0, 5])
 def test_cuts_never_split_a_character_between_chunks(overlap):
     text = "🧪" * 3000  # several cl100k tokens per character
-    chunks = chunk_document(document(text), tokenizers.token_offsets, 50, overlap).chunks
+    chunks = chunk_document(document(text), tokenizers.token_offsets, 50, overlap)
     assert all(tokenizers.count_tokens(c.text) == c.tokens <= 50 for c in chunks)
     if not overlap:
         assert "".join(c.text for c in chunks) == text
-
-
-@pytest.mark.parametrize("tokens", [67, 2000])
-def test_throughput_is_reported(tokens):
-    text = " ".join(f"Step {i}: the importer retries on timeouts and logs each failure." for i in range(200))
-    cut = tokenizers.token_offsets(text)[tokens]
-    docs = [document(f"{i} {text[:cut]}") for i in range(200)]
-    start = time.perf_counter()
-    made = sum(len(chunk_document(d, tokenizers.token_offsets, 512, 64).chunks) for d in docs)
-    elapsed = time.perf_counter() - start
-    assert made >= len(docs)
-    print(f"\nchunking {tokens}-token documents with cl100k: {len(docs) / elapsed:.0f} docs/s")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from indexer_pipeline import corpus
+from indexer_pipeline.config import Settings
 from indexer_pipeline.corpus import (
     MAX_KEY_LENGTH,
     CorpusError,
@@ -18,6 +20,7 @@ from indexer_pipeline.corpus import (
     unit_files,
     unit_fingerprint,
 )
+from indexer_pipeline.pipeline import Indexer
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 TASK_A = "3f2b8c1e-7d4a-4e0b-9a51-6c0d2e8f1a23"
@@ -175,6 +178,21 @@ def test_find_unit_agrees_with_discovery(tmp_path):
     assert find_unit(roots, "") is None
 
 
+def test_resolving_many_hashed_keys_lists_the_corpus_once(tmp_path, monkeypatch):
+    for i in range(20):
+        write(tmp_path / f"note {i}.md")  # a space: the key is slugged and hashed, not a plain name
+    write(tmp_path / "plain.md")
+    keys = [u.key for u in discover_units([tmp_path])]
+    listings = []
+    real = corpus.discover_units
+    monkeypatch.setattr(corpus, "discover_units", lambda roots: listings.append(1) or real(roots))
+
+    found, gone = Indexer(Settings(corpus_dirs=[tmp_path])).resolve([*keys, "doc-gone-0badcafe"])
+
+    assert [u.key for u in found] == keys and gone == ["doc-gone-0badcafe"]
+    assert len(listings) == 1  # was one listing per hashed key (21 here)
+
+
 # -- the files of a unit, and fingerprints -------------------------------------------------------
 
 
@@ -253,14 +271,14 @@ def test_symlinks_out_of_the_corpus_or_in_loops_are_not_followed(tmp_path):
     (root / "docs" / "escape.md").symlink_to(secret)
     (root / "docs" / "outside-dir").symlink_to(outside, target_is_directory=True)
     (root / "docs" / "back-up").symlink_to(root / "docs", target_is_directory=True)
-    (root / "docs" / "shared").symlink_to(root / "shared", target_is_directory=True)  # stays inside
+    (root / "docs" / "shared").symlink_to(root / "shared", target_is_directory=True)  # another unit
     (root / "docs" / "self.md").symlink_to("self.md")
     unit = only([root], "doc-docs")
 
     problems = {f.rel: f.problem for f in unit_files(unit)}
 
     assert problems["docs/a.md"] is None
-    assert problems["docs/shared/b.md"] is None
+    assert not any(rel.startswith("docs/shared") for rel in problems)  # indexed by doc-shared, once
     assert problems["docs/escape.md"].startswith("symlink leaves the corpus")
     assert problems["docs/outside-dir"].startswith("symlink leaves the corpus")
     assert problems["docs/back-up"].startswith("symlink loop")

@@ -13,6 +13,7 @@ import pytest
 from indexer_pipeline import readers
 from indexer_pipeline.config import SAMPLE_CORPUS
 from indexer_pipeline.corpus import discover_units, find_unit
+from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.readers import read_unit
 
 TASK = "6b1f0d2e-93a4-4c5b-8e7f-1a2b3c4d5e6f"
@@ -416,7 +417,7 @@ def read_docs_with(tmp_path: Path, name: str, data: str | bytes):
     ("name", "data", "reason"),
     [
         ("bad.json", '{\n  "a": 1,\n    ]\n}', "malformed JSON at line 3 column 5: Expecting property name enclosed in double quotes"),
-        ("latin1.md", "café".encode("latin-1") + b" ok", "not UTF-8 text (byte 0xe9 at offset 3)"),
+        ("noise.md", bytes(range(1, 256)) * 4, "binary file (not UTF-8 and no other encoding fits: byte 0x80 at offset 127)"),
         ("image.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (NUL byte at offset 8)"),
         ("empty.md", b"", "empty file"),
         ("blank.txt", " \n\t\n", "empty file (only whitespace)"),
@@ -431,6 +432,22 @@ def test_bad_files_are_rejected_with_a_reason(tmp_path, name, data, reason):
 
     assert reasons(content) == {f"docs/{name}": reason}
     assert content.seen == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        ("café ok", "latin-1"),
+        ("“Meeting notes” – café, naïve résumé; costs €12.\nNext: déjà vu…\n", "cp1252"),
+        ("Grüße aus München, schöne Äpfel.", "cp1252"),
+        ("Привет, это заметки о встрече.", "cp1251"),
+    ],
+)
+def test_legacy_encoded_text_is_decoded_not_rejected(tmp_path, text, codec):
+    content = read_docs_with(tmp_path, "notes.txt", text.encode(codec))
+
+    assert content.rejected == []
+    assert text in texts(content)
 
 
 def test_a_malformed_jsonl_line_is_rejected_alone(tmp_path):
@@ -470,7 +487,7 @@ def test_symlinks_that_leave_the_corpus_or_loop_are_rejected(tmp_path):
     (root / "docs" / "a.md").symlink_to("b.md")
     (root / "docs" / "b.md").symlink_to("a.md")
     (root / "docs" / "gone.md").symlink_to("missing.md")
-    (root / "docs" / "alias.md").symlink_to("good.md")  # inside the corpus: followed
+    (root / "docs" / "alias.md").symlink_to("good.md")  # indexed once, under its real name
 
     content = read(root, "doc-docs")
 
@@ -481,7 +498,7 @@ def test_symlinks_that_leave_the_corpus_or_loop_are_rejected(tmp_path):
     assert found["docs/a.md"] == found["docs/b.md"] == "symlink loop"
     assert found["docs/gone.md"] == "broken symlink: no such file or directory"
     assert len(found) == 6
-    assert sorted(d.path for d in content.documents) == ["docs/alias.md", "docs/good.md"]
+    assert sorted(d.path for d in content.documents) == ["docs/good.md"]
     assert all("outside" not in d.text for d in content.documents)
 
 
@@ -541,6 +558,53 @@ def test_a_file_name_that_is_not_utf8_still_reads(tmp_path):
     doc.path.encode("utf-8")  # safe to store and to send
 
 
+def test_names_that_display_alike_keep_distinct_doc_ids(tmp_path):
+    for raw in (b"caf\xe9.md", b"caf\xe8.md"):  # both display as "caf\ufffd.md"
+        write(tmp_path / "docs" / os.fsdecode(raw), "# same display name")
+    write(tmp_path / "docs" / "caf\ufffd.md", "# a real U+FFFD in a UTF-8 name")
+
+    docs = read(tmp_path, "doc-docs").documents
+
+    assert [d.path for d in docs] == ["docs/caf\ufffd.md"] * 3
+    assert len({d.doc_id for d in docs}) == 3
+    assert "doc-docs:docs/caf\ufffd.md" in {d.doc_id for d in docs}  # an exact name keeps a plain id
+    for d in docs:
+        d.doc_id.encode("utf-8")
+
+
+def test_names_that_display_alike_go_through_the_read_stage(corpus_env):
+    docs = corpus_env.corpus_dirs[0] / "docs"
+    for raw in (b"caf\xe9.md", b"caf\xe8.md"):  # crashed the step: UNIQUE constraint on point ids
+        write(docs / os.fsdecode(raw), f"# {raw!r}")
+
+    with Indexer(corpus_env) as ix:
+        report = ix.read_units(ix.resolve(["doc-docs"])[0])
+        paths = [c.payload["path"] for c in ix.catalog.chunks("doc-docs")]
+
+    assert report.units == 1
+    assert paths.count("docs/caf\ufffd.md") == 2
+
+
+def test_links_inside_the_corpus_index_each_file_once(tmp_path):
+    write(tmp_path / "docs" / "a" / "guide.md", "# Guide\nthe guide text")
+    write(tmp_path / "notes" / "n.md", "# Note\nthe note text")
+    write(tmp_path / ".shared" / "s.md", "# Shared\nthe shared text")
+    (tmp_path / "docs" / "notes-link").symlink_to(
+        tmp_path / "notes", target_is_directory=True
+    )  # another unit
+    (tmp_path / "docs" / "a-again").symlink_to(tmp_path / "docs" / "a", target_is_directory=True)  # own unit
+    (tmp_path / "docs" / "shared").symlink_to(tmp_path / ".shared", target_is_directory=True)  # no unit's
+    (tmp_path / "notes-too").symlink_to(tmp_path / "notes", target_is_directory=True)  # a unit, again
+
+    docs = [d for u in discover_units([tmp_path]) for d in read_unit(u).documents]
+
+    assert sorted((d.unit, d.path) for d in docs) == [
+        ("doc-docs", "docs/a/guide.md"),
+        ("doc-docs", "docs/shared/s.md"),
+        ("doc-notes", "notes/n.md"),
+    ]
+
+
 # -- the shipped sample corpus -----------------------------------------------------------------
 
 SAMPLE_SECRET = "OPENAI_API_KEY=sk-proj-FAKEfakeFAKE0000EXAMPLEexampleNOTaREALkey0123456789abcdEF"
@@ -566,9 +630,12 @@ def test_the_sample_corpus_reads_cleanly():
     assert subtask["parent_task_id"] == "94d71ef4-c8d8-4f7a-bb03-23c506a57e4f"
 
 
-def test_the_sample_corpus_plants_one_secret_for_the_redaction_tests():
+def test_the_sample_corpus_plants_one_secret_and_the_reader_redacts_it():
     content = read(SAMPLE_CORPUS, "task-5528dbd6-d7dc-4d52-884c-abe5a78e2c31")
+    raw = SAMPLE_CORPUS / "tasks" / "5528dbd6-d7dc-4d52-884c-abe5a78e2c31" / "api_conversation_history.json"
 
-    holders = [d.doc_id for d in content.documents if SAMPLE_SECRET in d.text]
+    holders = [d.doc_id for d in content.documents if "OPENAI_API_KEY=[REDACTED:openai_key]" in d.text]
 
+    assert SAMPLE_SECRET in raw.read_text(encoding="utf-8")
     assert holders == ["task-5528dbd6-d7dc-4d52-884c-abe5a78e2c31:m00003"]
+    assert content.redactions >= 1
