@@ -16,7 +16,7 @@ from typing import Any, get_args
 import dagster as dg
 from pydantic import Field, create_model
 
-from ..config import Settings, env_name, resource_fields
+from ..config import Settings, SettingsError, env_name, resource_fields
 from ..pipeline import Indexer
 
 
@@ -28,7 +28,12 @@ class _IndexerResourceBase(dg.ConfigurableResource):
 
     @contextmanager
     def indexer(self, context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Iterator[Indexer]:
-        with Indexer(self.settings(), log=context.log.warning) as ix:
+        try:
+            settings = self.settings()
+        except SettingsError as e:
+            # A Failure shows its words as the step's error, not under a stack trace of Dagster's.
+            raise dg.Failure(description=str(e), allow_retries=False) from None
+        with Indexer(settings, log=context.log.warning) as ix:
             yield ix
 
 
