@@ -218,6 +218,7 @@ def cmd_register(ix: Indexer, args) -> int:
 
 
 def human_size(n: float) -> str:
+    """1,536 → "1.5 KB" (four lines here rather than a dependency such as humanize)."""
     if n < 1024:
         return f"{n:.0f} B"
     for unit in ("KB", "MB", "GB"):
