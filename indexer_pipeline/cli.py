@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import textwrap
 
+from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
-from .config import Settings
+from .config import PositiveInt, Settings
 from .corpus import CorpusError
 from .embeddings import EmbeddingAuthError
 from .pipeline import Indexer
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_search = sub.add_parser("search", help="search the index by meaning")
     p_search.add_argument("query")
-    p_search.add_argument("--limit", type=int, default=10)
+    p_search.add_argument("--limit", type=positive_int, default=10)
     for flag in FILTERS:
         p_search.add_argument(f"--{flag}", help=f"only results whose {FILTERS[flag]} is exactly this")
     p_search.add_argument("--json", action="store_true", help="machine-readable output")
@@ -41,13 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("register", help="register the corpus's units as Dagster partitions (uses DAGSTER_HOME)")
 
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()  # every setting checked before any work (SettingsError)
         with Indexer(settings, log=lambda m: print(m, file=sys.stderr)) as ix:
             return COMMANDS[args.command](ix, args)
     except (CorpusError, StoreBusyError, EmbeddingAuthError, VectorStoreError, ValueError, KeyError) as exc:
         print(f"indexer-pipeline: {exc}", file=sys.stderr)
         return 2
+
+
+def positive_int(text: str) -> int:
+    """An argument checked like a setting, in the same words."""
+    try:
+        return TypeAdapter(PositiveInt).validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
 
 
 def cmd_index(ix: Indexer, args) -> int:
@@ -83,12 +91,21 @@ def cmd_search(ix: Indexer, args) -> int:
         return 0
     width = shutil.get_terminal_size((120, 20)).columns
     for h in hits:
-        where = h.payload.get("task_id") or h.payload.get("path", "")
-        role = f" [{h.payload['role']}]" if h.payload.get("role") else ""
+        print(hit_line(h.score, h.payload))
         snippet = " ".join(h.payload.get("text", "").split())
-        print(f"{h.score:6.3f}  {h.payload.get('unit', '')}  {where}{role}")
         print(textwrap.indent(textwrap.shorten(snippet, width=max(40, width - 10) * 2), "        "))
     return 0
+
+
+def hit_line(score: float, payload: dict) -> str:
+    """Score, title, unit, role and date of one hit: what a person needs to pick a result."""
+    title = payload.get("title") or payload.get("path", "")
+    fields = [f"{score:6.3f}", title, payload.get("unit", "")]
+    if payload.get("role"):
+        fields.append(payload["role"])
+    if isinstance(payload.get("timestamp"), int):  # Roo Code / Cline: milliseconds since the epoch
+        fields.append(dt.datetime.fromtimestamp(payload["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%d"))
+    return "  ".join(fields)
 
 
 def status_report(ix: Indexer) -> dict:
@@ -117,15 +134,27 @@ def status_report(ix: Indexer) -> dict:
     return report
 
 
-def latest_checks() -> list[dict] | None:
-    """The latest result of every asset check, from the Dagster instance at DAGSTER_HOME (if any)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return None
+def dagster_instance(settings: Settings, create: bool = False):
+    """The Dagster instance at DAGSTER_HOME (default `.dagster_home`, as `scripts/run` uses), or None
+    when that folder does not exist and `create` is False."""
     import dagster as dg
 
+    home = settings.dagster_home.resolve()
+    if not home.is_dir():
+        if not create:
+            return None
+        home.mkdir(parents=True)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def latest_checks(settings: Settings) -> list[dict] | None:
+    """The latest result of every asset check, from the Dagster instance (None when there is none)."""
     from .dagster_defs.checks import COLLECTION_CHECKS, EMBEDDING_CHECKS
 
-    with dg.DagsterInstance.get() as instance:
+    instance = dagster_instance(settings)
+    if instance is None:
+        return None
+    with instance:
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [spec.key for spec in EMBEDDING_CHECKS + COLLECTION_CHECKS]
         )
@@ -147,7 +176,7 @@ def latest_checks() -> list[dict] | None:
 
 def cmd_status(ix: Indexer, args) -> int:
     report = status_report(ix)
-    report["checks"] = latest_checks()
+    report["checks"] = latest_checks(ix.settings)
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)
         print()
@@ -164,7 +193,8 @@ def cmd_status(ix: Indexer, args) -> int:
     )
     print(f"chunks / points  {report['chunks']} / {points}")
     print(f"last indexed     {report['last_indexed'] or 'never'}")
-    print(f"embedding cache  {report['cache']}")
+    cache = report["cache"]
+    print(f"embedding cache  {cache['entries']:,} entries, {human_size(cache['bytes'])}")
     if report["checks"]:
         print("latest checks:")
         for c in report["checks"]:
@@ -178,15 +208,24 @@ def cmd_status(ix: Indexer, args) -> int:
 
 
 def cmd_register(ix: Indexer, args) -> int:
-    import dagster as dg
-
     from .dagster_defs.partitions import register_units
 
     keys = [u.key for u in ix.units()]
-    with dg.DagsterInstance.get() as instance:
+    with dagster_instance(ix.settings, create=True) as instance:
         added = register_units(instance, keys)
     print(f"{len(keys)} units in the corpus, {len(added)} newly registered as partitions")
     return 0
+
+
+def human_size(n: float) -> str:
+    """1,536 → "1.5 KB" (four lines here rather than a dependency such as humanize)."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def _iso(ts: float) -> str:

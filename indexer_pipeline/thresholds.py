@@ -1,14 +1,15 @@
-"""The thresholds the old system's production sign-off named, as data: each overridable by environment.
+"""The thresholds the old system's production sign-off named, as data: a direction and a unit per check.
 
-`INDEXER_CHECK_<NAME>_WARN` / `INDEXER_CHECK_<NAME>_ERROR` override a default, for example
-`INDEXER_CHECK_REQUEST_LATENCY_P95_MS_ERROR=2000`.
+Their values are settings (config.py, `INDEXER_CHECK_<NAME>_WARN` / `_ERROR`, for example
+`INDEXER_CHECK_REQUEST_LATENCY_P95_MS_ERROR=2000`), so they are validated with every other setting.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
+
+from .config import Settings
 
 Verdict = Literal["pass", "warn", "error"]
 
@@ -31,21 +32,22 @@ class Threshold:
         return f"{self.name} = {value:g} {self.unit} (pass {op} {self.warn:g}, error beyond {self.error:g})"
 
 
-DEFAULTS = (
-    Threshold("success_rate", warn=0.99, error=0.95, higher_is_better=True, unit="documents indexed / seen"),
-    Threshold("request_latency_p95_ms", warn=800, error=1200, higher_is_better=False, unit="ms"),
-    Threshold("docs_per_s", warn=1.5, error=1.0, higher_is_better=True, unit="docs/s"),
-    Threshold("error_rate", warn=0.01, error=0.05, higher_is_better=False, unit="failed requests / requests"),
-    Threshold("upsert_latency_p95_ms", warn=100, error=200, higher_is_better=False, unit="ms"),
+# name (settings `check_<name>_warn` / `_error` hold the values), higher is better, unit
+SIGN_OFF = (
+    ("success_rate", True, "documents indexed / seen"),
+    ("request_latency_p95_ms", False, "ms"),
+    ("docs_per_s", True, "docs/s"),
+    ("error_rate", False, "failed requests / requests"),
+    ("upsert_latency_p95_ms", False, "ms"),
 )
 
 
-def thresholds() -> dict[str, Threshold]:
-    """The defaults, with any environment overrides applied (read at each run, no code change needed)."""
-    result = {}
-    for t in DEFAULTS:
-        prefix = f"INDEXER_CHECK_{t.name.upper()}"
-        warn = float(os.environ.get(f"{prefix}_WARN", t.warn))
-        error = float(os.environ.get(f"{prefix}_ERROR", t.error))
-        result[t.name] = Threshold(t.name, warn, error, t.higher_is_better, t.unit)
-    return result
+def thresholds(settings: Settings | None = None) -> dict[str, Threshold]:
+    """The thresholds in force: `settings`, else the environment's (read at each run, no code change)."""
+    s = settings or Settings.from_env()
+    return {
+        name: Threshold(
+            name, getattr(s, f"check_{name}_warn"), getattr(s, f"check_{name}_error"), higher, unit
+        )
+        for name, higher, unit in SIGN_OFF
+    }

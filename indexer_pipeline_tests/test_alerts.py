@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from indexer_pipeline.dagster_defs.alerts import alert_on_check_error, failed_error_checks
+from indexer_pipeline.dagster_defs.alerts import alert_on_check_error, failed_error_checks, post_alert
 
 from .test_assets import materialize
 
@@ -59,3 +59,18 @@ def test_error_checks_are_posted_to_the_webhook(indexed_instance, corpus_env, re
     [message] = received
     assert "checks failed" in message["text"] and "success_rate" in message["text"]
     assert url not in message["text"]
+
+
+def test_an_invalid_webhook_is_named_but_never_shown(receiver, monkeypatch):
+    url, received = receiver
+    monkeypatch.setenv("INDEXER_ALERT_WEBHOOK_URL", "hooks.example/services/T0/B0/SECRETTOKEN")  # no scheme
+    with pytest.raises(ValueError) as error:
+        post_alert("a run failed")
+    assert str(error.value).startswith("INDEXER_ALERT_WEBHOOK_URL must be an http(s) URL")
+    assert "SECRETTOKEN" not in str(error.value)
+
+    # The webhook is read alone: an alert goes out even when another setting is what failed the run.
+    monkeypatch.setenv("INDEXER_ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv("EMBEDDING_RPM", "3k")
+    post_alert("a run failed")
+    assert received == [{"text": "a run failed"}]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from indexer_pipeline.cli import main
 from indexer_pipeline.vectorstore.edge import EdgeStore
@@ -84,3 +87,62 @@ def test_status_shows_the_latest_check_results(corpus_env, tmp_path, monkeypatch
     assert len(checks) == 8
     assert main(["status"]) == 0
     assert "qdrant_collection/success_rate" in capsys.readouterr().out
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable_and_exit_2(corpus_env):
+    env = {**os.environ, "EMBEDDING_RPM": "3k"}
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer_pipeline.cli", "index"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "indexer-pipeline: EMBEDDING_RPM must be a positive integer (got '3k')\n"
+    assert not corpus_env.data_dir.exists()  # checked before any work
+
+
+def test_status_and_register_default_dagster_home_like_scripts_run(corpus_env, tmp_path, monkeypatch, capsys):
+    from .test_assets import materialize
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["register"]) == 0  # creates ./.dagster_home, as scripts/run does
+    capsys.readouterr()
+    with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
+        assert len(instance.get_dynamic_partitions("source_units")) == 16
+        assert materialize(instance, ["doc-docs"]).success
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "qdrant_collection/points_match_chunks" in out
+
+
+def test_status_prints_the_cache_for_people(corpus_env, capsys):
+    assert main(["index", "--unit", "doc-docs"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    [cache] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("embedding cache")]
+    assert re.fullmatch(r"embedding cache +[\d,]+ entries, [\d.]+ (B|KB|MB|GB)", cache), cache
+
+
+def test_a_hit_is_one_line_with_score_title_unit_role_and_date(corpus_env, capsys):
+    assert main(["index", "--unit", f"task-{SECRET_TASK}"]) == 0
+    capsys.readouterr()
+    assert main(["search", "docker image size", "--task", SECRET_TASK, "--limit", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert main(["search", "docker image size", "--task", SECRET_TASK, "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    heads = lines[::2]  # each hit: its line, then its indented snippet
+    assert len(heads) == len(rows) > 0 and all(line.startswith("        ") for line in lines[1::2])
+    for head, row in zip(heads, rows):
+        date = dt.datetime.fromtimestamp(row["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%d")
+        assert head.split("  ")[1:] == [row["title"], row["unit"], row["role"], date]
+        assert head.count(SECRET_TASK) == 1  # the unit names the task, once
+
+
+def test_search_limit_must_be_a_positive_integer(corpus_env, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "anything", "--limit", "0"])
+    assert exit_.value.code == 2
+    assert "--limit: must be a positive integer (got '0')" in capsys.readouterr().err

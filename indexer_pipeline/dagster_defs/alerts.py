@@ -5,16 +5,22 @@ Set `INDEXER_ALERT_WEBHOOK_URL` to a Slack incoming-webhook URL (or anything tha
 """
 
 import json
-import os
 import urllib.request
 
 import dagster as dg
 
-WEBHOOK_ENV = "INDEXER_ALERT_WEBHOOK_URL"
+from ..config import Settings, env_name
+
+WEBHOOK_ENV = env_name("alert_webhook_url")
+
+
+def webhook_url() -> str | None:
+    """The webhook, validated alone: an alert about a run that failed on another bad setting still goes out."""
+    return Settings.read("alert_webhook_url")
 
 
 def post_alert(text: str, url: str | None = None, timeout_s: float = 10.0) -> None:
-    url = url or os.environ.get(WEBHOOK_ENV)
+    url = url or webhook_url()
     if not url:
         return
     request = urllib.request.Request(
@@ -41,7 +47,7 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     default_status=dg.DefaultSensorStatus.RUNNING, description="Posts failed runs to the webhook."
 )
 def alert_on_run_failure(context: dg.RunFailureSensorContext):
-    if not os.environ.get(WEBHOOK_ENV):
+    if not webhook_url():
         return dg.SkipReason(f"{WEBHOOK_ENV} is not set")
     run = context.dagster_run
     post_alert(
@@ -56,7 +62,7 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext):
     description="Posts ERROR-severity asset check failures to the webhook.",
 )
 def alert_on_check_error(context: dg.RunStatusSensorContext):
-    if not os.environ.get(WEBHOOK_ENV):
+    if not webhook_url():
         return dg.SkipReason(f"{WEBHOOK_ENV} is not set")
     failures = failed_error_checks(context.instance, context.dagster_run.run_id)
     if failures:

@@ -64,7 +64,8 @@ def raw_documents(context: dg.AssetExecutionContext, indexer: IndexerResource) -
     partitions_def=source_units,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="indexing",
-    kinds={"openai"},
+    # Kinds are fixed at load, the provider per run (run config, or `auto` by key): name none of them.
+    kinds={"python"},
     check_specs=EMBEDDING_CHECKS,
     pool="embedding_api",
     description="An embedding for every chunk, kept in the persistent embedding cache; only new text is embedded.",

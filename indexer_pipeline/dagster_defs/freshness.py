@@ -5,7 +5,6 @@ check instead measures how long the oldest unindexed change has waited (from its
 It runs every 15 minutes (and from the UI); `INDEXER_FRESHNESS_MINUTES` sets the window (30).
 """
 
-import os
 import time
 
 import dagster as dg
@@ -19,8 +18,8 @@ from .resources import IndexerResource
     asset="qdrant_collection", description="Every corpus change is indexed within the freshness window."
 )
 def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
-    window_s = float(os.environ.get("INDEXER_FRESHNESS_MINUTES", "30")) * 60
     settings = indexer.settings()
+    window_s = settings.freshness_minutes * 60
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
     now = time.time()
@@ -52,6 +51,7 @@ def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
 freshness_job = dg.define_asset_job("freshness_job", selection=dg.AssetSelection.checks(follows_the_corpus))
 
 freshness_schedule = dg.ScheduleDefinition(
+    name="freshness_schedule",
     job=freshness_job,
     cron_schedule="*/15 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,

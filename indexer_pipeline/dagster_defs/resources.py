@@ -1,51 +1,66 @@
-"""The one Dagster resource: indexing settings, each field defaulting to its environment variable.
+"""The one Dagster resource, `indexer`: its fields are derived from the settings declared in config.py.
 
-API keys are deliberately not fields: run config is stored and shown in the UI, so keys come from
-the environment only (OPENAI_API_KEY, QDRANT_API_KEY).
+Each setting declared with `resource=...` becomes an optional field of the same type (Dagster's config
+types: int, float or str); left empty, the environment's value (or the default) applies. Deriving the
+fields, rather than listing them again, keeps the Launchpad, the environment variables and the README
+from drifting apart. API keys and the alert webhook are declared secret, so they are never fields: run
+config is stored and shown in the UI.
+
+Validation is `Settings.from_env()`'s: the first step of a run fails with the same words the CLI prints.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any, get_args
 
 import dagster as dg
+from pydantic import Field, create_model
 
-from ..config import Settings
+from ..config import Settings, SettingsError, env_name, resource_fields
 from ..pipeline import Indexer
 
 
-class IndexerResource(dg.ConfigurableResource):
-    corpus_dir: str | None = None  # several roots joined by os.pathsep; default INDEXER_CORPUS_DIR
-    data_dir: str | None = None
-    collection: str | None = None
-    qdrant_url: str | None = None
-    qdrant_shard_number: int | None = None
-    qdrant_replication_factor: int | None = None
-    embedding_provider: str | None = None
-    embedding_model: str | None = None
-    embedding_dimensions: int | None = None
-    openai_base_url: str | None = None
-    chunk_tokens: int | None = None
-    chunk_overlap: int | None = None
-    max_inputs_per_request: int | None = None
-    max_tokens_per_request: int | None = None
-    max_concurrency: int | None = None
-    rpm_limit: int | None = None
-    tpm_limit: int | None = None
-    request_timeout_s: float | None = None
-    max_retries: int | None = None
-    max_retry_wait_s: float | None = None
-
+class _IndexerResourceBase(dg.ConfigurableResource):
     def settings(self) -> Settings:
-        overrides = self.model_dump(exclude={"corpus_dir", "data_dir"})
-        if self.corpus_dir:
-            overrides["corpus_dirs"] = [Path(p) for p in self.corpus_dir.split(os.pathsep) if p]
-        if self.data_dir:
-            overrides["data_dir"] = Path(self.data_dir)
-        return Settings.from_env(**overrides)
+        """The environment's settings with this resource's fields applied, validated (SettingsError)."""
+        fields = resource_fields()
+        return Settings.from_env(**{fields[k]: v for k, v in self.model_dump().items()})
 
     @contextmanager
     def indexer(self, context: dg.AssetExecutionContext | dg.OpExecutionContext) -> Iterator[Indexer]:
-        with Indexer(self.settings(), log=context.log.warning) as ix:
+        try:
+            settings = self.settings()
+        except SettingsError as e:
+            # A Failure shows its words as the step's error, not under a stack trace of Dagster's.
+            raise dg.Failure(description=str(e), allow_retries=False) from None
+        with Indexer(settings, log=context.log.warning) as ix:
             yield ix
+
+
+def _config_type(annotation: Any) -> type:
+    """The Dagster config type that carries a setting: int or float as declared, anything else as text
+    (paths, URLs, names, choices), which Settings then parses and checks."""
+    if annotation in (int, float):
+        return annotation
+    for arg in get_args(annotation):
+        found = _config_type(arg)
+        if found is not str:
+            return found
+    return str
+
+
+def _field(setting: str) -> tuple[Any, Any]:
+    info = Settings.model_fields[setting]
+    return (
+        _config_type(info.annotation) | None,
+        Field(None, description=f"{info.description} (empty: ${env_name(setting)} or the default)"),
+    )
+
+
+IndexerResource = create_model(
+    "IndexerResource",
+    __base__=_IndexerResourceBase,
+    __module__=__name__,
+    __doc__="Indexing settings for a run; every field left empty takes its environment variable or default.",
+    **{field: _field(setting) for field, setting in resource_fields().items()},
+)

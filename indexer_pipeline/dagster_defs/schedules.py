@@ -29,6 +29,7 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, indexer: IndexerRes
 
 
 nightly_clean_up = dg.ScheduleDefinition(
+    name="nightly_clean_up",  # without a name the UI shows "clean_up_job_schedule"
     job=clean_up_job,
     cron_schedule="30 3 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -8,11 +8,11 @@ run retries, and whatever is still pending is requested again by the nightly rec
 """
 
 import hashlib
-import os
 
 import dagster as dg
 
 from ..catalog import Catalog
+from ..config import Settings
 from ..corpus import corpus_fingerprints
 from .jobs import index_job, remove_units_job
 from .partitions import source_units
@@ -82,7 +82,7 @@ def change_requests(
 
 @dg.sensor(
     jobs=[index_job, remove_units_job],
-    minimum_interval_seconds=int(os.environ.get("INDEXER_SENSOR_INTERVAL_S", "30")),
+    minimum_interval_seconds=Settings.read("sensor_interval_s"),  # read at load: a bad value fails it
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Indexes new and changed source units and removes deleted ones from the collection.",
 )
