@@ -96,14 +96,13 @@ def test_integrity_checks_catch_lost_and_orphan_points(indexed_instance, corpus_
     assert report.missing == {UNIT: 1} and report.orphans == {UNIT: 1} and not report.complete
 
 
-def test_range_run_records_one_result_that_names_failing_units(indexed_instance, corpus_env, monkeypatch):
+def test_range_run_records_one_result_that_names_failing_units(indexed_instance, corpus_env):
     instance, keys, _ = indexed_instance
-    monkeypatch.setenv("INDEXER_CHECK_SUCCESS_RATE_WARN", "0.999")
     (corpus_env.corpus_dirs[0] / "docs" / "broken.json").write_text("{")
-    evaluation = checks(materialize(instance, keys))["success_rate"]
+    evaluation = checks(materialize(instance, keys))["rejected_files"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.description.startswith(f"[{len(keys)} units]")  # one result for the range ...
-    assert "doc-docs" in evaluation.description  # ... that names the unit that fell short
+    assert "doc-docs/docs/broken.json" in evaluation.description  # ... that names the unit and file
 
 
 def test_freshness_check_flags_changes_left_waiting(indexed_instance, corpus_env, monkeypatch):
