@@ -177,6 +177,7 @@ class Indexer:
         embedder: Embedder | None = None,
         store: VectorStore | None = None,
         log: Callable[[str], None] = lambda message: None,
+        cache: EmbeddingCache | None = None,  # e.g. one with a clock a test moves
     ):
         self.settings = settings
         self.log = log
@@ -184,7 +185,7 @@ class Indexer:
         self._store = store
         self._owns_store = store is None
         self._catalog: Catalog | None = None
-        self._cache: EmbeddingCache | None = None
+        self._cache = cache
 
     # -- the parts -------------------------------------------------------------------------
     @property

@@ -182,3 +182,40 @@ def test_rejected_api_key_fails_the_run_at_once(indexed_instance, corpus_env, mo
     message = failure.step_failure_data.error.to_string()
     assert "401" in message or "rejected" in message.lower()
     assert "sk-wrong-key-0000" not in message
+
+
+def test_a_range_run_reads_only_units_whose_files_or_reader_changed(
+    indexed_instance, corpus_env, monkeypatch
+):
+    """Item 12: unchanged units of a range run are not read again, unless the reader code or the
+    chunking settings changed since their last read."""
+    import indexer_pipeline.pipeline as pipeline
+
+    instance, keys, _ = indexed_instance
+    read: list[str] = []
+
+    def counting_read_unit(unit):
+        read.append(unit.key)
+        return real_read_unit(unit)
+
+    real_read_unit = pipeline.read_unit
+    monkeypatch.setattr(pipeline, "read_unit", counting_read_unit)
+    guide = corpus_env.corpus_dirs[0] / "docs" / "deploying.md"
+    guide.write_text(guide.read_text() + "\n\nAlso: roll back with one command.\n")
+    result = materialize(instance, keys)
+    assert read == ["doc-docs"]  # the old code read all 16
+    raw = metadata(result, "raw_documents")
+    assert raw["units_read"] == 1 and raw["units_unchanged"] == len(keys) - 1
+    assert (
+        raw["documents"] == metadata(indexed_instance[2], "raw_documents")["documents"]
+    )  # still all counted
+
+    monkeypatch.setenv("INDEXER_CHUNK_TOKENS", "120")  # a setting that changes every unit's chunks
+    read.clear()
+    materialize(instance, keys)
+    assert sorted(read) == sorted(keys)
+
+    read.clear()
+    monkeypatch.setattr(pipeline, "reader_version", lambda: "a reader changed since")
+    materialize(instance, keys)
+    assert sorted(read) == sorted(keys)
