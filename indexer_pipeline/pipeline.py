@@ -467,7 +467,9 @@ class Indexer:
         if not missing:
             return vectors
         holders = {
-            ck: pid for pid, (_, ck) in self.catalog.stored_points(key).items() if ck in missing and pid in existing
+            ck: pid
+            for pid, (_, ck) in self.catalog.stored_points(key).items()
+            if ck in missing and pid in existing
         }
         by_point = {pid: ck for ck, pid in holders.items()}
         reused = {}

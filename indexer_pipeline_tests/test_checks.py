@@ -117,7 +117,7 @@ def test_freshness_counts_from_when_a_change_was_detected_not_from_file_mtimes(
 
     resource = defs.resources["indexer"]
     now = time.time()
-    monkeypatch.setattr(freshness, "clock", lambda: now)
+    monkeypatch.setattr(freshness, "clock", lambda: now, raising=False)
     monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "30")
     result = freshness.follows_the_corpus(indexer=resource)
     assert result.passed and result.metadata["units_pending"].value == 0
@@ -127,9 +127,9 @@ def test_freshness_counts_from_when_a_change_was_detected_not_from_file_mtimes(
     first = freshness.follows_the_corpus(indexer=resource)
     assert first.passed, first.description  # the old check read this as 120 minutes stale
     assert first.metadata["units_pending"].value == 1 and first.metadata["oldest_pending_minutes"].value == 0
-    monkeypatch.setattr(freshness, "clock", lambda: now + 20 * 60)
+    monkeypatch.setattr(freshness, "clock", lambda: now + 20 * 60, raising=False)
     assert freshness.follows_the_corpus(indexer=resource).passed  # pending 20 min, within the window
-    monkeypatch.setattr(freshness, "clock", lambda: now + 31 * 60)
+    monkeypatch.setattr(freshness, "clock", lambda: now + 31 * 60, raising=False)
     stale = freshness.follows_the_corpus(indexer=resource)
     assert not stale.passed and "doc-docs" in stale.description
     assert stale.metadata["oldest_pending_minutes"].value == 31
