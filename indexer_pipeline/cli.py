@@ -123,11 +123,11 @@ def latest_checks() -> list[dict] | None:
         return None
     import dagster as dg
 
-    from .dagster_defs.checks import COLLECTION_CHECKS, EMBEDDING_CHECKS
+    from .dagster_defs.checks import COLLECTION_CHECKS, EMBEDDING_CHECKS, INTEGRITY_CHECKS, READ_CHECKS
 
     with dg.DagsterInstance.get() as instance:
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [spec.key for spec in EMBEDDING_CHECKS + COLLECTION_CHECKS]
+            [spec.key for spec in READ_CHECKS + EMBEDDING_CHECKS + COLLECTION_CHECKS + INTEGRITY_CHECKS]
         )
     rows = []
     for key, record in sorted(latest.items(), key=lambda kv: kv[0].to_user_string()):
