@@ -3,7 +3,8 @@
 The corpus: 1,000 Roo Code task folders of 10 messages each (10,000 documents), embedded through the
 simulator on 127.0.0.1 (no latency) into Qdrant Edge. Then:
   1. a full re-run over the unchanged corpus: embedding requests and upserts (both should be 0), time;
-  2. one message edited: which units the change sensor requests, and what their re-run embeds.
+  2. one message edited: which units the change sensor requests, and what their re-run embeds;
+  3. day 8 (the cache's clock moved past its 7-day TTL), one message appended: what is embedded.
 Prints figures; asserts nothing.         .venv/bin/python benchmarks/bench_delta.py [--tasks 1000]
 """
 
@@ -21,6 +22,7 @@ import dagster as dg
 from indexer_pipeline.config import Settings
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
+from indexer_pipeline.embeddings.cache import EmbeddingCache
 from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
 from indexer_pipeline.pipeline import Indexer
 
@@ -43,8 +45,10 @@ def make_corpus(root: Path, tasks: int) -> None:
         (folder / "api_conversation_history.json").write_text(json.dumps(messages))
 
 
-def run(settings: Settings, keys: list[str] | None = None) -> tuple[float, dict]:
-    with Indexer(settings) as ix:
+def run(
+    settings: Settings, keys: list[str] | None = None, cache: EmbeddingCache | None = None
+) -> tuple[float, dict]:
+    with Indexer(settings, cache=cache) as ix:
         units = ix.units() if keys is None else ix.resolve(keys)[0]
         start = time.perf_counter()
         read, embedded, written = ix.index(units)
@@ -111,6 +115,20 @@ def main() -> None:
         print(
             f"re-run of that unit: {one:7.2f} s  {stats}  "
             f"simulator inputs embedded: {sim.stats()['inputs']}, requests: {sim.stats()['requests'] - requests_before}"
+        )
+
+        # Day 8: every cache entry is past its TTL; one message appended to a task.
+        day8 = time.time() + 8 * 86400
+        cache = EmbeddingCache(settings.cache_path, ttl_s=settings.cache_ttl_days * 86400, clock=lambda: day8)
+        appended = corpus / "tasks" / "delta-00077" / "api_conversation_history.json"
+        messages = json.loads(appended.read_text())
+        messages.append({"role": "user", "ts": 1_760_000_000_999, "content": "Day 8: one more question."})
+        appended.write_text(json.dumps(messages))
+        inputs_before = sim.stats()["inputs"]
+        day8_s, stats = run(settings, ["task-delta-00077"], cache=cache)
+        print(
+            f"day 8, one message appended: {day8_s:.2f} s  {stats}  "
+            f"simulator inputs embedded: {sim.stats()['inputs'] - inputs_before}"
         )
 
 

@@ -1,11 +1,17 @@
-"""Time one tick of `corpus_change_sensor` over corpora of 1,000 and 10,000 units.
+"""Time one tick of `corpus_change_sensor` over corpora of 1,000 and 10,000 units, and what its runs cost.
 
 Dagster times a sensor tick out after 60 s; the aim is < 2 s at 10,000 units. Each unit is a task
-folder with three files, like a Roo Code task. Three ticks are timed per size: the first over
+folder with three files, like a Roo Code task. Four ticks are timed per size: the first over
 unregistered units (adds partitions, one range run), then over an unchanged registered corpus,
-then with one unit edited. Prints medians of 3 repetitions; asserts nothing.
+then with one unit edited, then with 20 units edited spread evenly across the corpus (units
+requested: exactly 20, where the old single range from the first to the last change spanned
+nearly all of them). Prints medians of 3 repetitions; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_sensor.py [--sizes 1000 10000]
+`--runs N` also runs the requested runs for real (in-process, on a Dagster test instance, against
+the simulator) on an indexed corpus of N units with 20 changes spread, and compares partitions
+materialized and seconds with the old single range run.
+
+    .venv/bin/python benchmarks/bench_sensor.py [--sizes 1000 10000] [--runs 200]
 """
 
 from __future__ import annotations
@@ -60,8 +66,47 @@ def mark_all_indexed(resource: IndexerResource) -> None:
             catalog.mark_indexed(unit.key, 0)
 
 
-def bench(units: int, repeats: int = 3) -> dict[str, float]:
-    timings: dict[str, list[float]] = {"first tick (new units)": [], "unchanged": [], "one unit edited": []}
+CHANGES = 20
+
+
+def edit(path: Path) -> None:
+    """A real edit: the message's text changes, so its chunk is embedded again."""
+    messages = json.loads(path.read_text())
+    messages[0]["content"] += " (edited)"
+    path.write_text(json.dumps(messages))
+    later = time.time_ns() + 2_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+def spread(corpus: Path, units: int) -> list[Path]:
+    """The conversation files of CHANGES units spread evenly across the corpus."""
+    folders = sorted((corpus / "tasks").iterdir())
+    return [
+        folders[i * units // CHANGES + units // (2 * CHANGES)] / "api_conversation_history.json"
+        for i in range(CHANGES)
+    ]
+
+
+def requested_units(instance: dg.DagsterInstance, runs: list[dg.RunRequest]) -> list[list[str]]:
+    keys = instance.get_dynamic_partitions("source_units")
+    out = []
+    for run in runs:
+        if run.partition_key:
+            out.append([run.partition_key])
+        else:
+            first = keys.index(run.tags["dagster/asset_partition_range_start"])
+            out.append(keys[first : keys.index(run.tags["dagster/asset_partition_range_end"]) + 1])
+    return out
+
+
+def bench(units: int, repeats: int = 3) -> dict[str, tuple[float, str]]:
+    timings: dict[str, list[float]] = {
+        "first tick (new units)": [],
+        "unchanged": [],
+        "one unit edited": [],
+        f"{CHANGES} units edited, spread": [],
+    }
+    counts: dict[str, str] = {}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
             corpus = Path(tmp) / "corpus"
@@ -78,17 +123,94 @@ def bench(units: int, repeats: int = 3) -> dict[str, float]:
             elapsed, result = tick(instance, resource)
             assert len(result.run_requests) == 1
             timings["one unit edited"].append(elapsed)
-    return {name: statistics.median(values) for name, values in timings.items()}
+            counts["one unit edited"] = f"{len(result.run_requests)} runs, 1 unit"
+            mark_all_indexed(resource)
+            for path in spread(corpus, units):
+                edit(path)
+            elapsed, result = tick(instance, resource)
+            timings[f"{CHANGES} units edited, spread"].append(elapsed)
+            requested = requested_units(instance, result.run_requests)
+            span = len({k for keys in requested for k in keys}) and (
+                instance.get_dynamic_partitions("source_units").index(requested[-1][-1])
+                - instance.get_dynamic_partitions("source_units").index(requested[0][0])
+                + 1
+            )
+            counts[f"{CHANGES} units edited, spread"] = (
+                f"{len(requested)} runs, {sum(map(len, requested))} units (old single range: {span} units)"
+            )
+    return {name: (statistics.median(values), counts.get(name, "")) for name, values in timings.items()}
+
+
+def run_requests_for_real(units: int) -> None:
+    """Index `units` units, edit CHANGES spread across them, then run what the sensor requests and,
+    for comparison, the old single range from the first to the last change."""
+    from indexer_pipeline.dagster_defs.checks import collection_integrity
+    from indexer_pipeline.definitions import defs
+    from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
+
+    assets = [defs.get_assets_def(k) for k in ("raw_documents", "document_embeddings", "qdrant_collection")]
+
+    def execute(instance, request_keys: list[str]) -> float:
+        target = (
+            {"partition_key": request_keys[0]}
+            if len(request_keys) == 1
+            else {
+                "tags": {
+                    "dagster/asset_partition_range_start": request_keys[0],
+                    "dagster/asset_partition_range_end": request_keys[-1],
+                }
+            }
+        )
+        start = time.perf_counter()
+        dg.materialize(
+            [*assets, collection_integrity], instance=instance, resources={"indexer": resource}, **target
+        )
+        return time.perf_counter() - start
+
+    for strategy in ("exact (this sensor)", "old single range"):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            EmbeddingSimulator(dimensions=256) as sim,
+            dg.instance_for_test() as instance,
+        ):
+            corpus = Path(tmp) / "corpus"
+            make_corpus(corpus, units)
+            os.environ.update(OPENAI_API_KEY=sim.api_key)
+            resource = IndexerResource(
+                corpus_dir=str(corpus),
+                data_dir=str(Path(tmp) / "data"),
+                embedding_provider="openai",
+                openai_base_url=sim.base_url,
+                embedding_dimensions=256,
+            )
+            _, result = tick(instance, resource)
+            execute(instance, requested_units(instance, result.run_requests)[0])
+            for path in spread(corpus, units):
+                edit(path)
+            _, result = tick(instance, resource)
+            runs = requested_units(instance, result.run_requests)
+            if strategy == "old single range":
+                keys = instance.get_dynamic_partitions("source_units")
+                runs = [keys[keys.index(runs[0][0]) : keys.index(runs[-1][-1]) + 1]]
+            inputs = sim.stats()["inputs"]
+            seconds = sum(execute(instance, keys) for keys in runs)
+            print(
+                f"{units:>7}  {strategy:<22} {len(runs):>4} runs  {sum(map(len, runs)):>5} partitions materialized"
+                f"  {seconds:7.1f} s  {sim.stats()['inputs'] - inputs} chunks embedded"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--runs", type=int, default=0, help="also run the requested runs at this many units")
     args = parser.parse_args()
-    print(f"{'units':>7}  {'tick':<24} {'median s':>9}")
+    print(f"{'units':>7}  {'tick':<24} {'median s':>9}  requested")
     for size in args.sizes:
-        for name, seconds in bench(size).items():
-            print(f"{size:>7}  {name:<24} {seconds:>9.3f}")
+        for name, (seconds, what) in bench(size).items():
+            print(f"{size:>7}  {name:<24} {seconds:>9.3f}  {what}")
+    if args.runs:
+        run_requests_for_real(args.runs)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """The catalog: what the corpus held at the last read of each unit (documents, chunks, rejections).
 
 `raw_documents` writes it, the later stages and `status` read it. SQLite in WAL mode, so the
-sensor and the CLI can read while a run writes.
+sensor and the CLI can read while a run writes. Beside that it keeps three small records:
+- `stored_points`: the content hash and cache key of each point the write stage stored, so the
+  embed stage knows which texts the store already holds a vector for (no cache needed);
+- `unit_reads`: which file state and reader version each unit was last read at, so an unchanged
+  unit is not read again;
+- `pending_changes`: when a unit's change was first detected, for the freshness check.
 """
 
 from __future__ import annotations
@@ -46,6 +51,21 @@ CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejections_unit ON rejections(unit);
+CREATE TABLE IF NOT EXISTS stored_points (
+    point_id TEXT PRIMARY KEY,
+    unit TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    cache_key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS stored_points_unit ON stored_points(unit);
+CREATE TABLE IF NOT EXISTS unit_reads (
+    unit TEXT PRIMARY KEY,
+    read_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_changes (
+    unit TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL
+);
 """
 
 
@@ -82,10 +102,16 @@ class Catalog:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def replace_unit(self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None) -> None:
-        """Record what a unit holds now, atomically: a crash leaves the old record, never half of each."""
+    def replace_unit(
+        self, content: UnitContent, chunks: list[Chunk], fingerprint: str | None, read_key: str | None = None
+    ) -> None:
+        """Record what a unit holds now, atomically: a crash leaves the old record, never half of each.
+        `read_key` names the file state and reader version read (None: the next read must not be skipped)."""
         unit = content.unit
         with transaction(self._db) as db:
+            db.execute("DELETE FROM unit_reads WHERE unit = ?", (unit.key,))
+            if read_key is not None:
+                db.execute("INSERT INTO unit_reads (unit, read_key) VALUES (?, ?)", (unit.key, read_key))
             db.execute("DELETE FROM chunks WHERE unit = ?", (unit.key,))
             db.execute("DELETE FROM rejections WHERE unit = ?", (unit.key,))
             db.executemany(
@@ -147,9 +173,45 @@ class Catalog:
             (time.time(), documents_indexed, unit),
         )
 
-    def rejections(self) -> list[Rejection]:
-        rows = self._db.execute("SELECT unit, path, reason FROM rejections ORDER BY unit, path").fetchall()
+    def rejections(self, unit: str | None = None) -> list[Rejection]:
+        """Every rejection, or one unit's."""
+        where, args = ("WHERE unit = ?", (unit,)) if unit is not None else ("", ())
+        rows = self._db.execute(
+            f"SELECT unit, path, reason FROM rejections {where} ORDER BY unit, path", args
+        ).fetchall()
         return [Rejection(*r) for r in rows]
+
+    def read_key(self, unit: str) -> str | None:
+        row = self._db.execute("SELECT read_key FROM unit_reads WHERE unit = ?", (unit,)).fetchone()
+        return row[0] if row else None
+
+    def record_points(self, unit: str, points: dict[str, tuple[str, str]]) -> None:
+        """point_id -> (content hash, cache key) of every point the store now holds for the unit."""
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM stored_points WHERE unit = ?", (unit,))
+            db.executemany(
+                "INSERT OR REPLACE INTO stored_points (point_id, unit, content_hash, cache_key)"
+                " VALUES (?, ?, ?, ?)",
+                [(pid, unit, h, ck) for pid, (h, ck) in points.items()],
+            )
+
+    def stored_points(self, unit: str) -> dict[str, tuple[str, str]]:
+        """point_id -> (content hash, cache key), as the write stage last recorded them."""
+        rows = self._db.execute(
+            "SELECT point_id, content_hash, cache_key FROM stored_points WHERE unit = ?", (unit,)
+        )
+        return {pid: (h, ck) for pid, h, ck in rows}
+
+    def note_pending(self, units: set[str], now: float) -> dict[str, float]:
+        """Record when each pending unit (files differ from what was indexed) was first seen so;
+        units no longer pending are forgotten. Returns unit -> first seen, for the pending units."""
+        with transaction(self._db) as db:
+            known = dict(db.execute("SELECT unit, first_seen FROM pending_changes"))
+            gone = [(u,) for u in known if u not in units]
+            db.executemany("DELETE FROM pending_changes WHERE unit = ?", gone)
+            new = [(u, now) for u in units if u not in known]
+            db.executemany("INSERT INTO pending_changes (unit, first_seen) VALUES (?, ?)", new)
+        return {u: known.get(u, now) for u in units}
 
     def unit(self, key: str) -> UnitRecord | None:
         row = self._db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE key = ?", (key,)).fetchone()
@@ -163,7 +225,13 @@ class Catalog:
 
     def forget_unit(self, key: str) -> None:
         with transaction(self._db) as db:
-            for table, column in (("chunks", "unit"), ("rejections", "unit"), ("units", "key")):
+            for table, column in (
+                ("chunks", "unit"),
+                ("rejections", "unit"),
+                ("stored_points", "unit"),
+                ("unit_reads", "unit"),
+                ("units", "key"),
+            ):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
 
 

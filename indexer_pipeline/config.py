@@ -190,7 +190,11 @@ class Settings(BaseModel):
         "overlap of consecutive chunks in tokens, less than the chunk size",
         resource=True,
     )
-    cache_ttl_days: PositiveFloat = setting("INDEXER_CACHE_TTL_DAYS", 7.0, "embedding cache lifetime in days")
+    cache_ttl_days: PositiveFloat = setting(
+        "INDEXER_CACHE_TTL_DAYS",
+        7.0,
+        "days an embedding stays cached after its last use (stored text is never re-embedded)",
+    )
     cache_max_entries: PositiveInt = setting(
         "INDEXER_CACHE_MAX_ENTRIES", 2_000_000, "embedding cache size bound, in entries"
     )

@@ -12,9 +12,12 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
+from . import chunking, corpus, models, readers, redaction, tokenizers
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
@@ -34,20 +37,36 @@ EMBED_GROUP_CHUNKS = 8192
 
 Progress = Callable[[int], None]  # called with the number of units just finished
 
+# The modules whose code decides what a read produces: a change to any of them re-reads every unit.
+READING_MODULES = (corpus, readers, redaction, chunking, tokenizers, models)
+
+
+@cache
+def reader_version() -> str:
+    """A hash of the reading code itself, so no one has to remember to bump a version number."""
+    h = hashlib.sha256()
+    for module in READING_MODULES:
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
 
 @dataclass
 class ReadReport:
     units: int = 0
+    units_unchanged: int = 0  # files and reader as at the last read: not read again
     documents: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    new_rejections: list[Rejection] = field(default_factory=list)  # not rejected at the unit's last read
     chunks: int = 0
-    tokens: int = 0
+    tokens: int = 0  # of the units read
     redactions: int = 0
     seconds: float = 0.0
 
     def metadata(self) -> dict:
         return {
             "units": self.units,
+            "units_read": self.units - self.units_unchanged,
+            "units_unchanged": self.units_unchanged,
             "documents": self.documents,
             "documents_rejected": len(self.rejected),
             "chunks": self.chunks,
@@ -64,6 +83,7 @@ class EmbedReport:
     documents: int = 0
     chunks: int = 0
     cache_hits: int = 0
+    already_stored: int = 0  # not in the cache, but the store holds their point with the same text
     embedded: int = 0
     failed: int = 0
     estimated_cost_usd: float = 0.0
@@ -81,6 +101,7 @@ class EmbedReport:
             "documents": self.documents,
             "chunks": self.chunks,
             "cache_hits": self.cache_hits,
+            "already_stored": self.already_stored,
             "cache_misses": self.embedded + self.failed,
             "embedded": self.embedded,
             "embedding_failures": self.failed,
@@ -103,12 +124,15 @@ class WriteReport:
     units: int = 0
     documents: int = 0
     documents_indexed: int = 0
-    documents_seen: int = 0
+    documents_seen: int = 0  # indexable documents: files that could not be read are `files_rejected`
+    files_rejected: int = 0
     points_expected: int = 0
     upserted: int = 0
     unchanged: int = 0
     deleted: int = 0
     missing_vectors: int = 0
+    vectors_from_store: int = 0  # cache entry expired, text unchanged: the stored point's vector is reused
+    embedded_late: int = 0  # no vector anywhere (e.g. a point deleted by another client): embedded here
     upsert_latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
     failed_units: list[str] = field(default_factory=list)
@@ -124,11 +148,14 @@ class WriteReport:
             "documents_seen": self.documents_seen,
             "documents_indexed": self.documents_indexed,
             "success_rate": round(self.success_rate, 4),
+            "files_rejected": self.files_rejected,
             "points_expected": self.points_expected,
             "points_upserted": self.upserted,
             "points_unchanged": self.unchanged,
             "points_deleted": self.deleted,
             "chunks_without_vector": self.missing_vectors,
+            "vectors_from_store": self.vectors_from_store,
+            "embedded_late": self.embedded_late,
             "upsert_latency_p95_ms": round(percentile(self.upsert_latencies_ms, 95), 1),
             "seconds": round(self.seconds, 3),
         }
@@ -150,6 +177,7 @@ class Indexer:
         embedder: Embedder | None = None,
         store: VectorStore | None = None,
         log: Callable[[str], None] = lambda message: None,
+        cache: EmbeddingCache | None = None,  # e.g. one with a clock a test moves
     ):
         self.settings = settings
         self.log = log
@@ -157,7 +185,7 @@ class Indexer:
         self._store = store
         self._owns_store = store is None
         self._catalog: Catalog | None = None
-        self._cache: EmbeddingCache | None = None
+        self._cache = cache
 
     # -- the parts -------------------------------------------------------------------------
     @property
@@ -219,25 +247,40 @@ class Indexer:
 
     # -- stage 1: raw documents ----------------------------------------------------------------
     def read_units(self, units: Iterable[SourceUnit], progress: Progress | None = None) -> ReadReport:
-        """Read (redacted by the reader) and chunk each unit; record documents, chunks and rejections in
-        the catalog."""
+        """Read (redacted by the reader) and chunk each unit; record documents, chunks and rejections in the
+        catalog.
+        A unit whose files, reader code and chunking settings are as at its last read is not read again."""
         report = ReadReport()
         start = time.perf_counter()
         max_tokens = min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
         overlap = min(self.settings.chunk_overlap, max_tokens // 4)
+        e = self.embedder  # its tokenizer and input limit shape the chunks
+        version = f"{reader_version()}:{e.provider}:{e.model}:{max_tokens}:{overlap}"
         for unit in units:
             fingerprint = unit_fingerprint(unit)
+            read_key = hashlib.sha256(f"{fingerprint}\x1f{version}".encode()).hexdigest()
+            record = self.catalog.unit(unit.key)
+            report.units += 1
+            if record and self.catalog.read_key(unit.key) == read_key:
+                report.units_unchanged += 1
+                report.documents += record.documents
+                report.chunks += record.chunks
+                report.rejected.extend(self.catalog.rejections(unit.key))
+                if progress:
+                    progress(1)
+                continue
+            before = set(self.catalog.rejections(unit.key)) if record else set()
             content = read_unit(unit)
             chunks: list[Chunk] = []
             for doc in content.documents:
                 chunks.extend(
                     chunk_document(doc, self.embedder.token_offsets, max_tokens=max_tokens, overlap=overlap)
                 )
-            self.catalog.replace_unit(content, chunks, fingerprint)
+            self.catalog.replace_unit(content, chunks, fingerprint, read_key)
             report.redactions += content.redactions
-            report.units += 1
             report.documents += len(content.documents)
             report.rejected.extend(content.rejected)
+            report.new_rejections.extend(r for r in content.rejected if r not in before)
             report.chunks += len(chunks)
             report.tokens += sum(c.tokens for c in chunks)
             if progress:
@@ -247,7 +290,8 @@ class Indexer:
 
     # -- stage 2: embeddings -------------------------------------------------------------------
     def embed_units(self, keys: Iterable[str], progress: Progress | None = None) -> EmbedReport:
-        """Embed every chunk the cache does not hold; chunks of many units share requests."""
+        """Embed every chunk whose text has no vector yet, neither in the cache nor in a stored point
+        (an expired cache entry never re-embeds unchanged text); chunks of many units share requests."""
         report = EmbedReport(provider=self.embedder.provider)
         start = time.perf_counter()
         pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
@@ -271,12 +315,16 @@ class Indexer:
             report.documents += record.documents if record else 0
             report.chunks += len(chunks)
             by_key = {c.point_id: self.cache_key(c.text) for c in chunks}
-            hits = self.cache.get_many(list(set(by_key.values())))
+            hits = self.cache.renew(list(set(by_key.values())))
+            stored = self.catalog.stored_points(key)
             cleared = {}
             for chunk in chunks:
                 ck = by_key[chunk.point_id]
                 if ck in hits:
                     report.cache_hits += 1
+                    cleared[chunk.point_id] = None
+                elif stored.get(chunk.point_id, ("", ""))[1] == ck:
+                    report.already_stored += 1
                     cleared[chunk.point_id] = None
                 else:
                     pending.setdefault(ck, []).append(chunk.point_id)
@@ -291,7 +339,10 @@ class Indexer:
         report.estimated_cost_usd = _estimated_cost(self.embedder, report.stats.tokens)
         return report
 
-    def _embed_missing(self, texts: dict[str, str], pending: dict[str, list[str]], report: EmbedReport):
+    def _embed_missing(
+        self, texts: dict[str, str], pending: dict[str, list[str]], report: EmbedReport
+    ) -> dict[str, np.ndarray]:
+        """Embed `texts` (cache key -> text), cache the vectors and record errors; returns the vectors."""
         keys = list(texts)
         outcome = self.embedder.embed([texts[k] for k in keys])
         report.stats.merge(outcome.stats)
@@ -311,6 +362,7 @@ class Indexer:
         self.catalog.set_chunk_errors(errors)
         if outcome.errors:
             self.log(f"{len(outcome.errors)} of {len(keys)} texts could not be embedded")
+        return fresh
 
     # -- stage 3: the vector store ---------------------------------------------------------------
     def write_units(self, keys: Iterable[str], progress: Progress | None = None) -> WriteReport:
@@ -320,8 +372,9 @@ class Indexer:
         store = self.store()
         store.ensure_collection(self.embedder.dimensions)
         done: list[tuple[str, int]] = []
+        stored: dict[str, dict[str, tuple[str, str]]] = {}
         for key in keys:
-            indexed = self._write_unit(store, key, report)
+            indexed, stored[key] = self._write_unit(store, key, report)
             if indexed is not None:
                 done.append((key, indexed))
             if progress:
@@ -329,39 +382,52 @@ class Indexer:
         # Units count as indexed only once their points are durable: a crash before this line leaves
         # them pending, so the sensor or a retry writes them again (same ids, so no duplicates).
         store.flush()
+        for key, points in stored.items():
+            self.catalog.record_points(key, points)
         for key, indexed in done:
             self.catalog.mark_indexed(key, indexed)
         report.seconds = time.perf_counter() - start
         return report
 
-    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> int | None:
-        """Write one unit; returns its documents indexed, or None when some could not be."""
+    def _write_unit(
+        self, store: VectorStore, key: str, report: WriteReport
+    ) -> tuple[int | None, dict[str, tuple[str, str]]]:
+        """Write one unit. Returns its documents indexed (None when some could not be), and
+        point id -> (content hash, cache key) of the points the store now holds for it."""
         record = self.catalog.unit(key)
         chunks = self.catalog.chunks(key)
-        seen = (record.documents + record.rejected) if record else 0
+        documents = record.documents if record else 0
         report.units += 1
-        report.documents += record.documents if record else 0
-        report.documents_seen += seen
+        report.documents += documents
+        report.documents_seen += documents
+        report.files_rejected += record.rejected if record else 0
         report.points_expected += len(chunks)
-        ckeys = {c.point_id: self.cache_key(c.text) for c in chunks}
-        vectors = self.cache.get_many(list(set(ckeys.values())))
         existing = store.unit_hashes(key)
+        held: dict[str, tuple[str, str]] = {}
+        changed: list[tuple[Chunk, str, dict]] = []
+        # Unchanged points are skipped before any vector is fetched: the content hash needs only the
+        # text's cache key and the payload.
+        for chunk in chunks:
+            ck = self.cache_key(chunk.text)
+            payload = {**chunk.payload, "text": chunk.text, "tokens": chunk.tokens}
+            h = content_hash(ck, payload)
+            if existing.get(chunk.point_id) == h:
+                report.unchanged += 1
+                held[chunk.point_id] = (h, ck)
+            else:
+                payload[CONTENT_HASH] = h
+                changed.append((chunk, ck, payload))
+        vectors = self._vectors(store, key, changed, existing, report)
         failed_docs: set[str] = set()
         batch: list[StoredPoint] = []
-        for chunk in chunks:
-            ck = ckeys[chunk.point_id]
+        for chunk, ck, payload in changed:
             vector = vectors.get(ck)
             if vector is None:
                 report.missing_vectors += 1
                 failed_docs.add(chunk.doc_id)
                 continue
-            payload = {**chunk.payload, "text": chunk.text, "tokens": chunk.tokens}
-            h = content_hash(ck, payload)
-            if existing.get(chunk.point_id) == h:
-                report.unchanged += 1
-                continue
-            payload[CONTENT_HASH] = h
             batch.append(StoredPoint(chunk.point_id, vector.tolist(), payload))
+            held[chunk.point_id] = (payload[CONTENT_HASH], ck)
             if len(batch) >= UPSERT_BATCH:
                 self._upsert(store, batch, report)
         self._upsert(store, batch, report)
@@ -372,13 +438,58 @@ class Indexer:
         if stale:
             store.delete(stale)
             report.deleted += len(stale)
-        indexed = (record.documents if record else 0) - len(failed_docs)
+        indexed = documents - len(failed_docs)
         report.documents_indexed += indexed
-        report.unit_counts[key] = (indexed, seen)
+        report.unit_counts[key] = (indexed, documents)
         if failed_docs:
             report.failed_units.append(key)
-            return None
-        return indexed
+            return None, held
+        return indexed, held
+
+    def _vectors(
+        self,
+        store: VectorStore,
+        key: str,
+        changed: list[tuple[Chunk, str, dict]],
+        existing: dict[str, str],
+        report: WriteReport,
+    ) -> dict[str, np.ndarray]:
+        """Cache key -> vector for the points to upsert: from the cache; else from a stored point of
+        the unit that holds the same text (its cache entry expired, only the payload changed); else,
+        when no vector exists anywhere (a point deleted by another client), embedded here."""
+        needed = {ck for _, ck, _ in changed}
+        vectors = self.cache.get_many(list(needed)) if needed else {}
+        missing = needed - vectors.keys()
+        if not missing:
+            return vectors
+        holders = {
+            ck: pid
+            for pid, (_, ck) in self.catalog.stored_points(key).items()
+            if ck in missing and pid in existing
+        }
+        by_point = {pid: ck for ck, pid in holders.items()}
+        reused = {}
+        for point in store.retrieve(list(by_point), with_vectors=True):
+            vector = np.asarray(point.vector, dtype=np.float32)
+            if vector.shape == (self.embedder.dimensions,) and np.all(np.isfinite(vector)) and np.any(vector):
+                reused[by_point[str(point.id)]] = vector
+        if reused:
+            self.cache.put_many(reused)  # in use again: back in the cache
+            vectors.update(reused)
+            report.vectors_from_store += len(reused)
+        # A chunk whose embedding failed in the embed stage already has its reason recorded.
+        failed = set(self.catalog.chunk_errors(key))
+        pending: dict[str, list[str]] = {}
+        texts: dict[str, str] = {}
+        for chunk, ck, _ in changed:
+            if ck not in vectors and chunk.point_id not in failed:
+                pending.setdefault(ck, []).append(chunk.point_id)
+                texts[ck] = chunk.text
+        if texts:
+            fresh = self._embed_missing(texts, pending, EmbedReport())
+            report.embedded_late += len(fresh)
+            vectors.update(fresh)
+        return vectors
 
     def _upsert(self, store: VectorStore, batch: list[StoredPoint], report: WriteReport) -> None:
         if not batch:

@@ -39,11 +39,13 @@ def receiver():
 def test_error_checks_are_posted_to_the_webhook(indexed_instance, corpus_env, receiver, monkeypatch):
     instance, _, _ = indexed_instance
     url, received = receiver
-    (corpus_env.corpus_dirs[0] / "docs" / "broken.json").write_text("{")
-    (corpus_env.corpus_dirs[0] / "docs" / "broken2.json").write_text("[")
-    result = materialize(instance, ["doc-docs"])  # 2 of ~10 documents rejected: success rate < 95 %
+    # Any upsert is slower than an ERROR threshold of 0 ms (rejected files no longer fail success_rate).
+    monkeypatch.setenv("INDEXER_CHECK_UPSERT_LATENCY_P95_MS_WARN", "0")
+    monkeypatch.setenv("INDEXER_CHECK_UPSERT_LATENCY_P95_MS_ERROR", "0")
+    (corpus_env.corpus_dirs[0] / "docs" / "new.md").write_text("# New\n\nA page to upsert.\n")
+    result = materialize(instance, ["doc-docs"])
     failures = failed_error_checks(instance, result.run_id)
-    assert any("qdrant_collection/success_rate" in f for f in failures)
+    assert any("qdrant_collection/upsert_latency_p95" in f for f in failures)
 
     monkeypatch.delenv("INDEXER_ALERT_WEBHOOK_URL", raising=False)
     run = instance.get_run_by_id(result.run_id)
@@ -57,7 +59,7 @@ def test_error_checks_are_posted_to_the_webhook(indexed_instance, corpus_env, re
     monkeypatch.setenv("INDEXER_ALERT_WEBHOOK_URL", url)
     alert_on_check_error(context)
     [message] = received
-    assert "checks failed" in message["text"] and "success_rate" in message["text"]
+    assert "checks failed" in message["text"] and "upsert_latency_p95" in message["text"]
     assert url not in message["text"]
 
 

@@ -7,12 +7,15 @@ import os
 import dagster as dg
 
 from indexer_pipeline.config import Settings
+from indexer_pipeline.dagster_defs.checks import collection_integrity
 from indexer_pipeline.definitions import defs
 from indexer_pipeline.pipeline import Indexer
 
 from .conftest import PLANTED_SECRET, SECRET_TASK
 
 ASSETS = [defs.get_assets_def(k) for k in ("raw_documents", "document_embeddings", "qdrant_collection")]
+# What index_job runs: the three assets and the integrity checks of the units written.
+INDEX = [*ASSETS, collection_integrity]
 
 
 def materialize(instance, keys: list[str], **kwargs) -> dg.ExecuteInJobResult:
@@ -27,7 +30,7 @@ def materialize(instance, keys: list[str], **kwargs) -> dg.ExecuteInJobResult:
             }
         }
     return dg.materialize(
-        ASSETS, instance=instance, resources={"indexer": defs.resources["indexer"]}, **target, **kwargs
+        INDEX, instance=instance, resources={"indexer": defs.resources["indexer"]}, **target, **kwargs
     )
 
 
@@ -130,7 +133,9 @@ def test_deleted_file_leaves_the_index(indexed_instance, corpus_env):
     assert not any(p["path"] == rel for p in all_payloads(corpus_env))
 
 
-def test_bad_files_are_recorded_and_the_rest_of_the_unit_indexes(indexed_instance, corpus_env):
+def test_bad_files_are_recorded_by_their_own_check_and_warn_once(indexed_instance, corpus_env):
+    """Item 8: success_rate is over indexable documents; unreadable files are `rejected_files`, which
+    warns when a file is newly rejected, not on every later run of the unit."""
     instance, _, _ = indexed_instance
     docs = corpus_env.corpus_dirs[0] / "docs"
     (docs / "broken.json").write_text('{"oops": ')
@@ -142,9 +147,19 @@ def test_bad_files_are_recorded_and_the_rest_of_the_unit_indexes(indexed_instanc
     table = raw["rejected_files"]
     assert "broken.json" in table and "binary.md" in table and "noise.txt" in table
     written = metadata(result, "qdrant_collection")
-    assert written["documents_indexed"] == raw["documents"] > 0
-    assert written["success_rate"] < 1.0  # rejected files count as not indexed
-    assert checks(result)["success_rate"].severity == dg.AssetCheckSeverity.ERROR
+    assert written["documents_indexed"] == written["documents_seen"] == raw["documents"] > 0
+    assert written["success_rate"] == 1.0 and written["files_rejected"] == 3
+    evaluations = checks(result)
+    assert evaluations["success_rate"].passed
+    rejected = evaluations["rejected_files"]
+    assert not rejected.passed and rejected.severity == dg.AssetCheckSeverity.WARN
+    assert rejected.metadata["newly_rejected"].value == 3 and "binary.md" in rejected.description
+
+    # The unit changes again (it is read again), the bad files are still there: no new warning.
+    (docs / "getting-started.md").write_text("# Getting started\n\nRewritten.\n")
+    again = checks(materialize(instance, ["doc-docs"]))
+    assert again["rejected_files"].passed and again["rejected_files"].metadata["files_rejected"].value == 3
+    assert again["success_rate"].passed
 
 
 def test_no_api_key_in_run_config_logs_or_metadata(indexed_instance, simulator):
@@ -167,3 +182,40 @@ def test_rejected_api_key_fails_the_run_at_once(indexed_instance, corpus_env, mo
     message = failure.step_failure_data.error.to_string()
     assert "401" in message or "rejected" in message.lower()
     assert "sk-wrong-key-0000" not in message
+
+
+def test_a_range_run_reads_only_units_whose_files_or_reader_changed(
+    indexed_instance, corpus_env, monkeypatch
+):
+    """Item 12: unchanged units of a range run are not read again, unless the reader code or the
+    chunking settings changed since their last read."""
+    import indexer_pipeline.pipeline as pipeline
+
+    instance, keys, _ = indexed_instance
+    read: list[str] = []
+
+    def counting_read_unit(unit):
+        read.append(unit.key)
+        return real_read_unit(unit)
+
+    real_read_unit = pipeline.read_unit
+    monkeypatch.setattr(pipeline, "read_unit", counting_read_unit)
+    guide = corpus_env.corpus_dirs[0] / "docs" / "deploying.md"
+    guide.write_text(guide.read_text() + "\n\nAlso: roll back with one command.\n")
+    result = materialize(instance, keys)
+    assert read == ["doc-docs"]  # the old code read all 16
+    raw = metadata(result, "raw_documents")
+    assert raw["units_read"] == 1 and raw["units_unchanged"] == len(keys) - 1
+    assert (
+        raw["documents"] == metadata(indexed_instance[2], "raw_documents")["documents"]
+    )  # still all counted
+
+    monkeypatch.setenv("INDEXER_CHUNK_TOKENS", "120")  # a setting that changes every unit's chunks
+    read.clear()
+    materialize(instance, keys)
+    assert sorted(read) == sorted(keys)
+
+    read.clear()
+    monkeypatch.setattr(pipeline, "reader_version", lambda: "a reader changed since")
+    materialize(instance, keys)
+    assert sorted(read) == sorted(keys)

@@ -69,15 +69,19 @@ def test_the_key_depends_on_every_part():
     assert EmbeddingCache.key(*base) == EmbeddingCache.key(*base)
 
 
-def test_expired_entries_are_misses_and_are_pruned(cache, clock):
-    old, new = keys(2)
-    cache.put_many({old: vector(1)})
-    clock.now += 6 * DAY
-    cache.put_many({new: vector(2)})
-    assert cache.get_many([old, new]).keys() == {old, new}
-    clock.now += 1 * DAY  # `old` is now 7 days old; reading it did not extend its life
-    assert cache.get_many([old, new]).keys() == {new}
-    assert cache.prune() == 1 and cache.stats()["entries"] == 1
+def test_entries_expire_a_ttl_after_their_last_use_not_their_creation(cache, clock):
+    """Item 6: a hit renews the entry, so text in use never expires; unused entries are pruned."""
+    used, unused, renewed = keys(3)
+    cache.put_many({used: vector(1), unused: vector(2), renewed: vector(3)})
+    for _ in range(3):  # three weeks, each entry but one used every six days
+        clock.now += 6 * DAY
+        assert cache.get_many([used]).keys() == {used}
+        assert cache.renew([renewed, "absent"]) == {renewed}  # presence only, renewed all the same
+    assert cache.get_many([unused]) == {}  # unused for 18 days: expired, a miss
+    assert cache.prune() == 1 and cache.stats()["entries"] == 2
+    clock.now += 7 * DAY  # now the others are unused for a whole TTL too
+    assert cache.get_many([used, renewed]) == {}
+    assert cache.prune() == 2
 
 
 def test_prune_keeps_the_most_recently_used_within_the_bound(cache, clock):

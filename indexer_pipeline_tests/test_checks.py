@@ -96,34 +96,42 @@ def test_integrity_checks_catch_lost_and_orphan_points(indexed_instance, corpus_
     assert report.missing == {UNIT: 1} and report.orphans == {UNIT: 1} and not report.complete
 
 
-def test_range_run_records_one_result_that_names_failing_units(indexed_instance, corpus_env, monkeypatch):
+def test_range_run_records_one_result_that_names_failing_units(indexed_instance, corpus_env):
     instance, keys, _ = indexed_instance
-    monkeypatch.setenv("INDEXER_CHECK_SUCCESS_RATE_WARN", "0.999")
     (corpus_env.corpus_dirs[0] / "docs" / "broken.json").write_text("{")
-    evaluation = checks(materialize(instance, keys))["success_rate"]
+    evaluation = checks(materialize(instance, keys))["rejected_files"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.description.startswith(f"[{len(keys)} units]")  # one result for the range ...
-    assert "doc-docs" in evaluation.description  # ... that names the unit that fell short
+    assert "doc-docs/docs/broken.json" in evaluation.description  # ... that names the unit and file
 
 
-def test_freshness_check_flags_changes_left_waiting(indexed_instance, corpus_env, monkeypatch):
+def test_freshness_counts_from_when_a_change_was_detected_not_from_file_mtimes(
+    indexed_instance, corpus_env, monkeypatch
+):
+    """Item 8: a file copied in with an old mtime (or a checkout) is a change detected now."""
     import os
     import time
 
-    from indexer_pipeline.dagster_defs.freshness import follows_the_corpus
+    from indexer_pipeline.dagster_defs import freshness
     from indexer_pipeline.definitions import defs
 
     resource = defs.resources["indexer"]
-    result = follows_the_corpus(indexer=resource)
-    assert result.passed and result.metadata["units_pending"].value == 0
-    docs = corpus_env.corpus_dirs[0] / "docs"
-    (docs / "late.md").write_text("# Late\n\nWritten an hour ago and never indexed.\n")
-    hour_ago = time.time() - 3600
-    for path in docs.rglob("*"):  # the unit's last change: an hour ago, whatever the checkout's mtimes
-        os.utime(path, (hour_ago, hour_ago))
-    monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "90")
-    assert follows_the_corpus(indexer=resource).passed  # pending, but within the window
+    now = time.time()
+    monkeypatch.setattr(freshness, "clock", lambda: now, raising=False)
     monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "30")
-    stale = follows_the_corpus(indexer=resource)
+    result = freshness.follows_the_corpus(indexer=resource)
+    assert result.passed and result.metadata["units_pending"].value == 0
+    late = corpus_env.corpus_dirs[0] / "docs" / "late.md"
+    late.write_text("# Late\n\nCopied in with a two-hour-old mtime.\n")
+    os.utime(late, (now - 7200, now - 7200))
+    first = freshness.follows_the_corpus(indexer=resource)
+    assert first.passed, first.description  # the old check read this as 120 minutes stale
+    assert first.metadata["units_pending"].value == 1 and first.metadata["oldest_pending_minutes"].value == 0
+    monkeypatch.setattr(freshness, "clock", lambda: now + 20 * 60, raising=False)
+    assert freshness.follows_the_corpus(indexer=resource).passed  # pending 20 min, within the window
+    monkeypatch.setattr(freshness, "clock", lambda: now + 31 * 60, raising=False)
+    stale = freshness.follows_the_corpus(indexer=resource)
     assert not stale.passed and "doc-docs" in stale.description
-    assert stale.metadata["oldest_pending_minutes"].value >= 59
+    assert stale.metadata["oldest_pending_minutes"].value == 31
+    materialize(indexed_instance[0], ["doc-docs"])  # indexed: nothing pending any more
+    assert freshness.follows_the_corpus(indexer=resource).metadata["units_pending"].value == 0

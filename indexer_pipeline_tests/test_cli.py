@@ -84,7 +84,7 @@ def test_status_shows_the_latest_check_results(corpus_env, tmp_path, monkeypatch
     checks = {(c["asset"], c["check"]): c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks[("qdrant_collection", "points_match_chunks")]["status"] == "SUCCEEDED"
     assert checks[("qdrant_collection", "points_match_chunks")]["description"].startswith("[unit doc-docs]")
-    assert len(checks) == 8
+    assert len(checks) == 9
     assert main(["status"]) == 0
     assert "qdrant_collection/success_rate" in capsys.readouterr().out
 

@@ -19,6 +19,7 @@ ASSETS_AND_KINDS = {
     "qdrant_collection": {"qdrant"},
 }
 CHECKS = {
+    ("raw_documents", "rejected_files"),
     ("document_embeddings", "request_latency_p95"),
     ("document_embeddings", "api_error_rate"),
     ("document_embeddings", "throughput"),
@@ -35,11 +36,13 @@ JOBS = {
     "remove_units_job",
     "clean_up_job",
     "freshness_job",
+    "integrity_job",
 }
 SCHEDULES = {
     "nightly_reconcile",
     "nightly_clean_up",
     "freshness_schedule",
+    "nightly_integrity",
 }
 SENSORS = {
     "corpus_change_sensor",

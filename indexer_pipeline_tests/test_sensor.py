@@ -16,7 +16,7 @@ from indexer_pipeline.corpus import discover_units, unit_fingerprint
 from indexer_pipeline.dagster_defs.partitions import source_units
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.schedules import nightly_reconcile
-from indexer_pipeline.dagster_defs.sensors import MAX_SINGLE_UNIT_RUNS, corpus_change_sensor
+from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
 from indexer_pipeline.models import UnitContent
 
 
@@ -117,16 +117,47 @@ def test_deleted_unit_leaves_partitions_and_is_removed_from_the_store(world):
     assert run.run_config["ops"]["remove_units"]["config"]["unit_keys"] == ["task-t0"]
 
 
-def test_many_changed_units_go_out_as_one_range_run(world):
+def test_changed_units_are_requested_exactly_never_the_unchanged_between_them(world):
+    """Item 12: changes spread over the partitions go out as runs of exactly the changed units;
+    neighbouring changed units share one range run."""
     corpus, resource, instance = world
-    for i in range(3, 3 + MAX_SINGLE_UNIT_RUNS + 2):
-        write_task(corpus, f"t{i}", f"task number {i}")
+    for i in range(3, 20):
+        write_task(corpus, f"t{i:02d}", f"task number {i}")
     tick(instance, resource)
     index_all(resource)
-    for i in range(1, 3 + MAX_SINGLE_UNIT_RUNS + 1):
-        touch_later(corpus / "tasks" / f"t{i}" / "api_conversation_history.json")
-    [run] = tick(instance, resource).run_requests
-    assert run.tags["dagster/asset_partition_range_start"] == "task-t1"
+    changed = ["t03", "t07", "t08", "t09", "t13", "t19"]  # more than the old code's 5 single-unit runs
+    for name in changed:
+        touch_later(corpus / "tasks" / name / "api_conversation_history.json")
+    runs = tick(instance, resource).run_requests
+    requested = []
+    keys = instance.get_dynamic_partitions(source_units.name)
+    for run in runs:
+        if run.partition_key:
+            requested.append([run.partition_key])
+        else:
+            first = keys.index(run.tags["dagster/asset_partition_range_start"])
+            last = keys.index(run.tags["dagster/asset_partition_range_end"])
+            requested.append(keys[first : last + 1])
+    assert requested == [["task-t03"], ["task-t07", "task-t08", "task-t09"], ["task-t13"], ["task-t19"]]
+    # The same changes give the same run keys on the next tick: Dagster launches each once.
+    assert [r.run_key for r in tick(instance, resource).run_requests] == [r.run_key for r in runs]
+
+
+def test_a_tick_records_when_it_detected_a_change_for_the_freshness_check(world, monkeypatch):
+    """Item 8: the wait counts from the tick that saw the change, even if the check never ran then."""
+    from indexer_pipeline.dagster_defs import freshness
+
+    corpus, resource, instance = world
+    tick(instance, resource)
+    index_all(resource)
+    path = write_task(corpus, "t1", "edited, then left waiting: the runs never came")
+    touch_later(path)
+    tick(instance, resource)  # detected now
+    monkeypatch.setattr(freshness, "clock", lambda: time.time() + 40 * 60, raising=False)
+    monkeypatch.setenv("INDEXER_FRESHNESS_MINUTES", "30")
+    result = freshness.follows_the_corpus(indexer=resource)
+    assert not result.passed and "task-t1" in result.description
+    assert result.metadata["oldest_pending_minutes"].value >= 39
 
 
 def test_reconcile_schedule_chooses_pending_units_itself(world):

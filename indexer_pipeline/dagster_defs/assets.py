@@ -7,13 +7,14 @@ makes "materialize all" one run over a range of units rather than one run per un
 
 import dagster as dg
 
-from ..integrity import verify_units
 from ..models import Rejection
 from .checks import (
     COLLECTION_CHECKS,
     EMBEDDING_CHECKS,
+    READ_CHECKS,
     collection_check_results,
     embedding_check_results,
+    rejected_files_result,
     scoped,
 )
 from .partitions import source_units
@@ -40,7 +41,9 @@ def _cell(text: str) -> str:
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="indexing",
     kinds={"python"},
-    description="Documents read from each source unit of the corpus: redacted, chunked, kept in the catalog.",
+    check_specs=READ_CHECKS,
+    description="Documents read from each source unit of the corpus: redacted, chunked, kept in the catalog. "
+    "A unit whose files and reader are as at its last read is not read again.",
 )
 def raw_documents(context: dg.AssetExecutionContext, indexer: IndexerResource) -> dg.MaterializeResult:
     with indexer.indexer(context) as ix:
@@ -55,7 +58,8 @@ def raw_documents(context: dg.AssetExecutionContext, indexer: IndexerResource) -
             **report.metadata(),
             "units_gone": len(gone),
             "rejected_files": dg.MetadataValue.md(rejection_table(report.rejected)),
-        }
+        },
+        check_results=scoped([rejected_files_result(report)], context.partition_keys),
     )
 
 
@@ -96,7 +100,6 @@ def document_embeddings(context: dg.AssetExecutionContext, indexer: IndexerResou
 def qdrant_collection(context: dg.AssetExecutionContext, indexer: IndexerResource) -> dg.MaterializeResult:
     with indexer.indexer(context) as ix:
         report = ix.write_units(context.partition_keys)
-        integrity = verify_units(ix.catalog, ix.store(), context.partition_keys, ix.embedder.dimensions)
         collection = ix.settings.collection
     metadata = {**report.metadata(), "collection": collection}
     if report.failed_units:
@@ -107,5 +110,5 @@ def qdrant_collection(context: dg.AssetExecutionContext, indexer: IndexerResourc
         )
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=scoped(collection_check_results(report, integrity), context.partition_keys),
+        check_results=scoped(collection_check_results(report), context.partition_keys),
     )

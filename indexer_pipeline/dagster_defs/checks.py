@@ -1,17 +1,24 @@
 """Asset checks: the sign-off thresholds, and the integrity checks that prove nothing was lost.
 
-They run inside the asset's own step (the figures they judge are measured there), so every
-materialization carries its results. The checks are not partitioned: Dagster 1.13 records
-per-partition check results (a preview) only in one-unit runs, and its UI then shows every range
-run — "Materialize all", the sensor's first run — as "0 / 6 Passed". Instead each result names its
-scope: the unit of a one-unit run, or the units that fell short in a range run.
+The threshold checks run inside the asset's own step (the figures they judge are measured there),
+so every materialization carries their results. The integrity checks are a check of their own
+(`collection_integrity`): after a materialization it checks that run's units, and run alone (the
+UI's Execute, the nightly schedule) it checks the whole collection, so drift made by another
+client shows. The checks are not partitioned: Dagster 1.13 records per-partition check results (a
+preview) only in one-unit runs, and its UI then shows every range run — "Materialize all", the
+sensor's first run — as "0 / 6 Passed". Instead each result names its scope: the unit of a
+one-unit run, the units that fell short in a range run, or the whole collection.
 """
 
 import dagster as dg
 
-from ..integrity import IntegrityReport
-from ..pipeline import EmbedReport, WriteReport
+from ..integrity import IntegrityReport, verify_collection, verify_units
+from ..pipeline import EmbedReport, ReadReport, WriteReport
 from ..thresholds import Threshold, thresholds
+from .partitions import source_units
+from .resources import IndexerResource
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 EMBEDDING_CHECKS = [
     dg.AssetCheckSpec(
@@ -30,17 +37,29 @@ EMBEDDING_CHECKS = [
         description="Failed embedding requests / requests sent (retries included).",
     ),
 ]
+READ_CHECKS = [
+    dg.AssetCheckSpec(
+        "rejected_files",
+        asset="raw_documents",
+        description="Files that cannot become documents (binary, unreadable, malformed, bad symlinks): "
+        "warns when a read finds one that was not rejected before.",
+    ),
+]
 COLLECTION_CHECKS = [
     dg.AssetCheckSpec(
         "success_rate",
         asset="qdrant_collection",
-        description="Documents indexed / documents seen (rejected files count as not indexed).",
+        description="Documents indexed / indexable documents (rejected files are the rejected_files check's).",
     ),
     dg.AssetCheckSpec(
         "upsert_latency_p95",
         asset="qdrant_collection",
         description="p95 latency of Qdrant upsert batches.",
     ),
+]
+# Runnable on their own over the whole collection (the UI's Execute, the nightly schedule), and run
+# after every materialization on that run's units.
+INTEGRITY_CHECKS = [
     dg.AssetCheckSpec(
         "points_match_chunks",
         asset="qdrant_collection",
@@ -51,7 +70,7 @@ COLLECTION_CHECKS = [
         "vectors_valid",
         asset="qdrant_collection",
         blocking=True,
-        description="Sampled vectors: the model's dimension, finite, non-zero.",
+        description="Every stored vector: the model's dimension, finite, non-zero.",
     ),
     dg.AssetCheckSpec(
         "chunks_find_themselves",
@@ -100,7 +119,26 @@ def embedding_check_results(report: EmbedReport) -> list[dg.AssetCheckResult]:
     ]
 
 
-def collection_check_results(report: WriteReport, integrity: IntegrityReport) -> list[dg.AssetCheckResult]:
+def rejected_files_result(report: ReadReport) -> dg.AssetCheckResult:
+    """WARN once per newly rejected file, not on every run: a binary file stays rejected quietly."""
+    new = report.new_rejections
+    listed = "; ".join(f"{r.unit}/{r.path} ({r.reason})" for r in new[:10])
+    if new:
+        description = f"{len(new)} newly rejected files: {listed}"
+    elif report.rejected:
+        description = f"{len(report.rejected)} files cannot be indexed, all as at their last read."
+    else:
+        description = "No file was rejected."
+    return dg.AssetCheckResult(
+        check_name="rejected_files",
+        passed=not new,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"files_rejected": len(report.rejected), "newly_rejected": len(new)},
+        description=description,
+    )
+
+
+def collection_check_results(report: WriteReport) -> list[dg.AssetCheckResult]:
     t = thresholds()
     results = []
     if report.documents_seen:
@@ -112,7 +150,7 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
         extra = f"; units below the warn threshold: {', '.join(low[:20])}" if low else ""
         results.append(_judged("success_rate", t["success_rate"], round(report.success_rate, 4), extra))
     else:
-        results.append(_nothing_to_measure("success_rate", "No document was seen in these units."))
+        results.append(_nothing_to_measure("success_rate", "No indexable document in these units."))
     if report.upsert_latencies_ms:
         results.append(
             _judged(
@@ -123,42 +161,62 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
         results.append(
             _nothing_to_measure("upsert_latency_p95", "Nothing needed an upsert: every point was up to date.")
         )
+    return results
 
-    problems = {**{u: f"{n} missing" for u, n in integrity.missing.items()}}
-    for unit, n in integrity.orphans.items():
-        problems[unit] = f"{problems[unit]}, {n} orphan" if unit in problems else f"{n} orphan"
-    results.append(
+
+def _by_unit(counts: dict[str, dict[str, int]]) -> str:
+    """'unit (2 missing, 1 orphan); …' for the first 20 units."""
+    return "; ".join(
+        f"{u} ({', '.join(f'{n} {what}' for what, n in c.items())})" for u, c in list(counts.items())[:20]
+    )
+
+
+def integrity_check_results(integrity: IntegrityReport) -> list[dg.AssetCheckResult]:
+    points: dict[str, dict[str, int]] = {}
+    for what, per_unit in (("missing", integrity.missing), ("orphan", integrity.orphans)):
+        for unit, n in per_unit.items():
+            points.setdefault(unit, {})[what] = n
+    vectors: dict[str, dict[str, int]] = {}
+    for what, per_unit in (("wrong-size", integrity.bad_dimension), ("NaN or zero", integrity.bad_values)):
+        for unit, ids in per_unit.items():
+            vectors.setdefault(unit, {})[what] = len(ids)
+    pending = f" ({integrity.units_pending} units read but not yet written were not judged)"
+    pending = pending if integrity.units_pending else ""
+    return [
         dg.AssetCheckResult(
             check_name="points_match_chunks",
             passed=integrity.complete,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={
                 "points_expected": integrity.points_expected,
                 "points_found": integrity.points_found,
                 "units_with_missing_points": len(integrity.missing),
                 "units_with_orphan_points": len(integrity.orphans),
+                "units_differing": dg.MetadataValue.json(sorted(points)[:100]),
             },
             description=(
-                f"All {integrity.points_expected} expected points present in {integrity.units} units, none extra."
+                f"All {integrity.points_expected} expected points present in {integrity.units} units, "
+                f"none extra{pending}."
                 if integrity.complete
-                else "Units with lost or extra points: "
-                + "; ".join(f"{u} ({p})" for u, p in list(problems.items())[:20])
+                else f"Units with lost or extra points: {_by_unit(points)}"
             ),
-        )
-    )
-    bad = integrity.bad_dimension + integrity.bad_values
-    results.append(
+        ),
         dg.AssetCheckResult(
             check_name="vectors_valid",
-            passed=not bad,
+            passed=integrity.vectors_valid,
+            severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                "sampled": integrity.sampled,
-                "wrong_dimension": len(integrity.bad_dimension),
-                "nan_or_zero": len(integrity.bad_values),
+                "vectors_checked": integrity.vectors_checked,
+                "wrong_dimension": sum(map(len, integrity.bad_dimension.values())),
+                "nan_or_zero": sum(map(len, integrity.bad_values.values())),
+                "units_differing": dg.MetadataValue.json(sorted(vectors)[:100]),
             },
-            description=f"{integrity.sampled} sampled vectors checked; invalid: {', '.join(bad[:10]) or 'none'}.",
-        )
-    )
-    results.append(
+            description=(
+                f"All {integrity.vectors_checked} stored vectors are valid{pending}."
+                if integrity.vectors_valid
+                else f"Units with invalid vectors: {_by_unit(vectors)}"
+            ),
+        ),
         dg.AssetCheckResult(
             check_name="chunks_find_themselves",
             passed=not integrity.not_found_by_self,
@@ -167,20 +225,58 @@ def collection_check_results(report: WriteReport, integrity: IntegrityReport) ->
                 f"{integrity.sampled - len(integrity.not_found_by_self)} of {integrity.sampled} sampled chunks "
                 "found themselves in the top hits."
             ),
-        )
-    )
-    return results
+        ),
+    ]
 
 
-def scoped(results: list[dg.AssetCheckResult], keys: list[str]) -> list[dg.AssetCheckResult]:
-    """Say which units a result covers, in its description and metadata."""
-    scope = f"unit {keys[0]}" if len(keys) == 1 else f"{len(keys)} units"
+def run_units(instance: dg.DagsterInstance, tags: dict[str, str]) -> list[str] | None:
+    """The units a run materializes, from its partition tags; None for a run of checks alone."""
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    first, last = tags.get(RANGE_START), tags.get(RANGE_END)
+    if first is None or last is None:
+        return None
+    keys = list(instance.get_dynamic_partitions(source_units.name))
+    return keys[keys.index(first) : keys.index(last) + 1]
+
+
+@dg.multi_asset_check(
+    specs=INTEGRITY_CHECKS,
+    can_subset=True,
+    pool="qdrant_writer",  # the embedded store admits one process: wait for the writer's slot
+    description="Integrity of the stored points: after a materialization, of its units; run alone "
+    "(the UI's Execute, the nightly schedule), of the whole collection.",
+)
+def collection_integrity(context: dg.AssetCheckExecutionContext, indexer: IndexerResource):
+    keys = run_units(context.instance, context.run.tags)
+    with indexer.indexer(context) as ix:
+        store, dimension = ix.store(), ix.embedder.dimensions
+        if keys is None:
+            report = verify_collection(ix.catalog, store, dimension)
+        else:
+            report = verify_units(ix.catalog, store, keys, dimension)
+    selected = {key.name for key in context.selected_asset_check_keys}
+    for result in scoped(integrity_check_results(report), keys, report.units):
+        if result.check_name in selected:
+            yield result
+
+
+def scoped(
+    results: list[dg.AssetCheckResult], keys: list[str] | None, units: int = 0
+) -> list[dg.AssetCheckResult]:
+    """Say which units a result covers, in its description and metadata (keys None: the whole
+    collection, of `units` units)."""
+    if keys is None:
+        scope = f"whole collection, {units} units"
+    else:
+        units = len(keys)
+        scope = f"unit {keys[0]}" if units == 1 else f"{units} units"
     return [
         r._replace(
             description=f"[{scope}] {r.description or ''}",
             metadata={
                 **r.metadata,
-                "units": dg.MetadataValue.int(len(keys)),
+                "units": dg.MetadataValue.int(units),
                 "scope": dg.MetadataValue.text(scope),
             },
         )

@@ -1,7 +1,9 @@
 """Freshness: the collection must follow corpus changes within a window, so a stalled sensor shows.
 
 A time-since-last-materialization policy would also flag a corpus that simply did not change; this
-check instead measures how long the oldest unindexed change has waited (from its files' mtimes).
+check instead measures how long the oldest unindexed change has waited since it was first detected
+(by a sensor tick or by this check, recorded in the catalog). File mtimes are not used: a file copied
+in with an old mtime, or a fresh checkout, is a change detected now, not hours ago.
 It runs every 15 minutes (and from the UI); `INDEXER_FRESHNESS_MINUTES` sets the window (30).
 """
 
@@ -10,8 +12,10 @@ import time
 import dagster as dg
 
 from ..catalog import Catalog
-from ..corpus import discover_units, unit_files, unit_fingerprint
+from ..corpus import corpus_fingerprints
 from .resources import IndexerResource
+
+clock = time.time  # module-level, so a test can move it
 
 
 @dg.asset_check(
@@ -20,14 +24,12 @@ from .resources import IndexerResource
 def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
     settings = indexer.settings()
     window_s = settings.freshness_minutes * 60
+    fingerprints = corpus_fingerprints(settings.corpus_dirs)
+    now = clock()
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
-    now = time.time()
-    waiting: dict[str, float] = {}
-    for unit in discover_units(settings.corpus_dirs):
-        if indexed.get(unit.key) != unit_fingerprint(unit):
-            newest = max((f.mtime_ns for f in unit_files(unit)), default=0) / 1e9
-            waiting[unit.key] = now - newest
+        first_seen = catalog.note_pending({k for k, fp in fingerprints.items() if indexed.get(k) != fp}, now)
+    waiting = {unit: now - seen for unit, seen in first_seen.items()}
     stale = sorted((k for k, age in waiting.items() if age > window_s), key=waiting.get, reverse=True)
     oldest_min = max(waiting.values(), default=0.0) / 60
     return dg.AssetCheckResult(

@@ -1,4 +1,5 @@
-"""Scheduled runs: a nightly reconcile that catches what the change sensor missed.
+"""Scheduled runs: a nightly reconcile that catches what the change sensor missed, the nightly
+clean-up, and a nightly integrity check of the whole collection.
 
 A plain schedule on a dynamic-partitioned job requests no partition, so this one chooses its
 partitions itself: every unit whose files differ from what was last indexed successfully
@@ -7,6 +8,7 @@ partitions itself: every unit whose files differ from what was last indexed succ
 
 import dagster as dg
 
+from .checks import collection_integrity
 from .jobs import clean_up_job, index_job
 from .resources import IndexerResource
 from .sensors import change_requests, corpus_state, plan_changes
@@ -34,4 +36,18 @@ nightly_clean_up = dg.ScheduleDefinition(
     cron_schedule="30 3 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Nightly: remove orphan points and stale partitions, prune the embedding cache.",
+)
+
+integrity_job = dg.define_asset_job(
+    "integrity_job",
+    selection=dg.AssetSelection.checks(collection_integrity),
+    description="Check every point and vector of the collection against the catalog.",
+)
+
+nightly_integrity = dg.ScheduleDefinition(
+    name="nightly_integrity",
+    job=integrity_job,
+    cron_schedule="0 4 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly: points_match_chunks, vectors_valid and chunks_find_themselves over the whole collection.",
 )

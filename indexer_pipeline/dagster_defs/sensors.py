@@ -8,6 +8,7 @@ run retries, and whatever is still pending is requested again by the nightly rec
 """
 
 import hashlib
+import time
 
 import dagster as dg
 
@@ -17,11 +18,6 @@ from ..corpus import corpus_fingerprints
 from .jobs import index_job, remove_units_job
 from .partitions import source_units
 from .resources import IndexerResource
-
-# Above this many changed units in one tick, one run over the whole range of partitions costs less
-# than a run per unit: unchanged units in the range only re-read their files (cache and content
-# hashes skip the embedding and the upserts).
-MAX_SINGLE_UNIT_RUNS = 5
 
 
 def _digest(items) -> str:
@@ -43,12 +39,14 @@ def plan_changes(
 
 
 def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource):
-    """(fingerprints now, registered partitions in order, fingerprints at the last successful index)."""
+    """(fingerprints now, registered partitions in order, fingerprints at the last successful index).
+    Records when each pending change was first seen, for the freshness check."""
     settings = indexer.settings()
     fingerprints = corpus_fingerprints(settings.corpus_dirs)
     partitions = list(instance.get_dynamic_partitions(source_units.name))
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
+        catalog.note_pending({k for k, fp in fingerprints.items() if indexed.get(k) != fp}, time.time())
     return fingerprints, partitions, indexed
 
 
@@ -64,19 +62,35 @@ def range_request(keys: list[str], run_key: str) -> dg.RunRequest:
     )
 
 
+def stretches(changed: list[str], partitions: list[str]) -> list[list[str]]:
+    """The changed keys as maximal runs of neighbours in partition order: no unchanged key inside."""
+    changed_set = set(changed)
+    groups: list[list[str]] = []
+    previous_changed = False
+    for key in partitions:
+        if key in changed_set:
+            if not previous_changed:
+                groups.append([])
+            groups[-1].append(key)
+        previous_changed = key in changed_set
+    return groups
+
+
 def change_requests(
     changed: list[str], fingerprints: dict[str, str], partitions: list[str], prefix: str
 ) -> list[dg.RunRequest]:
-    if len(changed) > MAX_SINGLE_UNIT_RUNS:
-        changed_set = set(changed)
-        span = [k for k in partitions if k in fingerprints]
-        first = next(i for i, k in enumerate(span) if k in changed_set)
-        last = max(i for i, k in enumerate(span) if k in changed_set)
-        keys = span[first : last + 1]
-        return [range_request(keys, f"{prefix}range:{_digest((k, fingerprints[k]) for k in keys)}")]
+    """Exactly the changed units: one run per stretch of neighbouring changed partitions (a range
+    run would also re-materialize every unchanged unit between the first and the last change).
+    A lone unit's run key is its fingerprint, so the same change never starts two runs."""
     return [
-        dg.RunRequest(job_name=index_job.name, run_key=f"{prefix}{k}:{fingerprints[k]}", partition_key=k)
-        for k in changed
+        dg.RunRequest(
+            job_name=index_job.name,
+            run_key=f"{prefix}{keys[0]}:{fingerprints[keys[0]]}",
+            partition_key=keys[0],
+        )
+        if len(keys) == 1
+        else range_request(keys, f"{prefix}range:{_digest((k, fingerprints[k]) for k in keys)}")
+        for keys in stretches(changed, partitions)
     ]
 
 

@@ -1,8 +1,10 @@
 """The persistent embedding cache: one float32 vector per (provider, model, dimensions, text).
 
 SQLite in WAL mode, so readers never block the writer and a crash loses at most the last commit
-(synchronous=NORMAL). Entries expire after a TTL and the least recently used are pruned above a
-size bound, so re-indexing unchanged text is a lookup instead of a paid API call.
+(synchronous=NORMAL). An entry expires a TTL after it was last used (every hit renews it), and the
+least recently used are pruned above a size bound, so re-indexing unchanged text is a lookup
+instead of a paid API call. Expiry never re-embeds text that is already in the vector store: the
+pipeline skips those points before it asks the cache (see pipeline.py).
 """
 
 from __future__ import annotations
@@ -61,22 +63,31 @@ class EmbeddingCache:
         with self._lock, transaction(self._db) as db:
             yield db
 
-    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
-        """Vectors for the keys present and not expired; their last-used time is refreshed."""
+    def _lookup(self, keys: list[str], column: str) -> dict[str, bytes | str]:
+        """key -> `column` for the keys present and not expired; their last-used time is renewed."""
         now = self._clock()
-        found: dict[str, np.ndarray] = {}
+        found: dict[str, bytes | str] = {}
         with self._transaction() as db:
             for i in range(0, len(keys), IN_BATCH):
                 part = keys[i : i + IN_BATCH]
                 marks = ",".join("?" * len(part))
-                rows = db.execute(
-                    f"SELECT key, vector FROM embeddings WHERE key IN ({marks}) AND created > ?",
-                    (*part, now - self.ttl_s),
-                ).fetchall()
-                # A copy: frombuffer alone would give a read-only view of the row's bytes.
-                found.update((k, np.frombuffer(v, dtype=np.float32).copy()) for k, v in rows)
+                found.update(
+                    db.execute(
+                        f"SELECT key, {column} FROM embeddings WHERE key IN ({marks}) AND used > ?",
+                        (*part, now - self.ttl_s),
+                    ).fetchall()
+                )
             db.executemany("UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found])
         return found
+
+    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Vectors for the keys present and not expired; each hit renews its entry."""
+        # A copy: frombuffer alone would give a read-only view of the row's bytes.
+        return {k: np.frombuffer(v, dtype=np.float32).copy() for k, v in self._lookup(keys, "vector").items()}
+
+    def renew(self, keys: list[str]) -> set[str]:
+        """The keys present and not expired, renewed like a hit, without reading their vectors."""
+        return set(self._lookup(keys, "key"))
 
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:
         """Store all vectors in one transaction (a new vector for a key replaces the old one)."""
@@ -86,10 +97,10 @@ class EmbeddingCache:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
 
     def prune(self) -> int:
-        """Remove expired entries, then the least recently used above max_entries; returns how many."""
+        """Remove entries unused for the TTL, then the least recently used above max_entries; returns how many."""
         with self._transaction() as db:
             removed = db.execute(
-                "DELETE FROM embeddings WHERE created <= ?", (self._clock() - self.ttl_s,)
+                "DELETE FROM embeddings WHERE used <= ?", (self._clock() - self.ttl_s,)
             ).rowcount
             excess = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] - self.max_entries
             if excess > 0:
