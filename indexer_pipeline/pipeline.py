@@ -323,25 +323,25 @@ class Indexer:
         start = time.perf_counter()
         store = self.store()
         store.ensure_collection(self.embedder.dimensions)
-        done: list[tuple[str, int]] = []
+        done: list[tuple[str, int, str | None]] = []
         for key in keys:
-            indexed = self._write_unit(store, key, report)
-            if indexed is not None:
-                done.append((key, indexed))
+            written = self._write_unit(store, key, report)
+            if written is not None:
+                done.append((key, *written))
             if progress:
                 progress(1)
         # Units count as indexed only once their points are durable: a crash before this line leaves
         # them pending, so the sensor or a retry writes them again (same ids, so no duplicates).
         store.flush()
-        for key, indexed in done:
-            self.catalog.mark_indexed(key, indexed)
+        for key, indexed, fingerprint in done:
+            self.catalog.mark_indexed(key, indexed, fingerprint)
         report.seconds = time.perf_counter() - start
         return report
 
-    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> int | None:
-        """Write one unit; returns its documents indexed, or None when some could not be."""
-        record = self.catalog.unit(key)
-        chunks = self.catalog.chunks(key)
+    def _write_unit(self, store: VectorStore, key: str, report: WriteReport) -> tuple[int, str | None] | None:
+        """Write one unit; returns its documents indexed and the fingerprint of the chunks written, or None
+        when some documents could not be indexed."""
+        record, chunks = self.catalog.unit_with_chunks(key)
         seen = (record.documents + record.rejected) if record else 0
         report.units += 1
         report.documents += record.documents if record else 0
@@ -382,7 +382,7 @@ class Indexer:
         if failed_docs:
             report.failed_units.append(key)
             return None
-        return indexed
+        return indexed, record.fingerprint if record else None
 
     def _upsert(self, store: VectorStore, batch: list[StoredPoint], report: WriteReport) -> None:
         if not batch:
@@ -393,7 +393,13 @@ class Indexer:
         batch.clear()
 
     def remove_units(self, keys: Iterable[str]) -> int:
-        """Delete the points and catalog records of units that left the corpus; returns points deleted."""
+        """Delete the points of units that left the corpus, then their catalog records; returns points
+        deleted. Callers judge first (deletion_guard). Store first, record after: the catalog forgets a
+        unit only once its deletion is flushed, so a crash leaves it knowing every unit that may still
+        have points, and the next sync deletes them again."""
+        keys = list(keys)
+        if not keys:
+            return 0
         store = self.store()
         deleted = 0
         for key in keys:
@@ -401,14 +407,13 @@ class Indexer:
             if ids:
                 store.delete(ids)
                 deleted += len(ids)
-            self.catalog.forget_unit(key)
         store.flush()
+        self.catalog.forget_units(keys)
         return deleted
 
-    def orphan_units(self, in_corpus: set[str]) -> list[str]:
-        """Units that have points or catalog records but no longer exist in the corpus."""
-        known = set(self.store().units()) | {u.key for u in self.catalog.units()}
-        return sorted(known - in_corpus)
+    def indexed_units(self) -> set[str]:
+        """Units that have points or catalog records: what a deletion could lose."""
+        return set(self.store().units()) | {u.key for u in self.catalog.units()}
 
     # -- everything, for the CLI -----------------------------------------------------------------
     def index(

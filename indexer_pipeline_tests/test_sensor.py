@@ -59,8 +59,9 @@ def index_all(resource: IndexerResource) -> None:
     settings = resource.settings()
     with Catalog(settings.catalog_path) as catalog:
         for unit in discover_units(settings.corpus_dirs):
-            catalog.replace_unit(UnitContent(unit, [], []), [], unit_fingerprint(unit))
-            catalog.mark_indexed(unit.key, 0)
+            fingerprint = unit_fingerprint(unit)
+            catalog.replace_unit(UnitContent(unit, [], []), [], fingerprint)
+            catalog.mark_indexed(unit.key, 0, fingerprint)
 
 
 def test_new_units_are_added_and_requested_as_one_range(world):
