@@ -17,6 +17,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,7 @@ class CorpusView:
     empty: list[Path]
     units: list[SourceUnit]
 
-    @property
+    @cached_property
     def keys(self) -> set[str]:
         return {u.key for u in self.units}
 
@@ -68,9 +69,8 @@ def look(roots: list[Path]) -> CorpusView:
     configured = list(dict.fromkeys(Path(os.path.abspath(r)) for r in roots))
     missing = [r for r in configured if not r.is_dir()]
     present = [r for r in configured if r not in missing]
-    units = discover_units(
-        present
-    )  # raises CorpusError for a root it cannot list: a loud failure, no deletion
+    # A root that cannot be listed raises CorpusError: the caller fails loudly, nothing is deleted.
+    units = discover_units(present)
     empty = [r for r in present if not any(not name.startswith(".") for name in os.listdir(r))]
     return CorpusView(configured, missing, empty, units)
 
@@ -79,7 +79,6 @@ def look(roots: list[Path]) -> CorpusView:
 class Verdict:
     delete: list[str] = field(default_factory=list)  # may go now
     held: dict[str, HeldDeletion] = field(default_factory=dict)  # every open hold, new ones included
-    new_holds: int = 0
 
 
 def _vanished(path: Path, view: CorpusView, per_folder: Counter) -> str | None:
@@ -112,10 +111,10 @@ def guard(catalog: Catalog, candidates: list[str], view: CorpusView, indexed: se
     free = [k for k in fresh if k not in indexed]
 
     per_folder = Counter(u.path.parent for u in view.units)
+    paths = {u.key: Path(u.path) for u in catalog.units()} if judged else {}
     reasons: dict[str, str] = {}
     for key in judged:
-        record = catalog.unit(key)
-        why = _vanished(Path(record.path), view, per_folder) if record else None
+        why = _vanished(paths[key], view, per_folder) if key in paths else None
         if why:
             reasons[key] = why
     rest = [k for k in judged if k not in reasons]
@@ -129,7 +128,7 @@ def guard(catalog: Catalog, candidates: list[str], view: CorpusView, indexed: se
         reasons.update(dict.fromkeys(rest, why))
         rest = []
     catalog.hold_deletions(reasons)
-    return Verdict(delete=free + rest, held=catalog.held_deletions(), new_holds=len(reasons))
+    return Verdict(delete=free + rest, held=catalog.held_deletions())
 
 
 def describe(held: dict[str, HeldDeletion], limit: int = 10) -> str:
@@ -148,8 +147,8 @@ def describe(held: dict[str, HeldDeletion], limit: int = 10) -> str:
 class Removal:
     deleted: list[str]
     points: int
-    held: dict[str, HeldDeletion]
-    returned: list[str] = field(default_factory=list)
+    held: dict[str, HeldDeletion] = field(default_factory=dict)  # the open holds afterwards
+    returned: list[str] = field(default_factory=list)  # held units back in the corpus, kept
 
 
 def sync_deletions(ix: Indexer, view: CorpusView) -> Removal:
@@ -163,7 +162,7 @@ def sync_deletions(ix: Indexer, view: CorpusView) -> Removal:
 def remove_absent(ix: Indexer, keys: list[str], view: CorpusView) -> Removal:
     """Delete units a sensor tick judged deletable, unless they came back since."""
     gone = [k for k in keys if k not in view.keys]
-    return Removal(gone, ix.remove_units(gone), ix.catalog.held_deletions())
+    return Removal(gone, ix.remove_units(gone))
 
 
 def confirm_held(ix: Indexer, view: CorpusView, keys: list[str] | None = None) -> Removal:

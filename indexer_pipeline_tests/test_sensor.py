@@ -43,8 +43,9 @@ def world(tmp_path):
         yield corpus, resource, instance
 
 
-def tick(instance, resource) -> dg.SensorResult:
-    result = corpus_change_sensor(dg.build_sensor_context(instance=instance, resources={"indexer": resource}))
+def tick(instance, resource, cursor: str | None = None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, resources={"indexer": resource}, cursor=cursor)
+    result = corpus_change_sensor(context)
     for request in result.dynamic_partitions_requests or []:  # what the daemon applies after the tick
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
