@@ -282,3 +282,13 @@ def test_clean_up_job_deletes_a_small_orphan(indexed):
     assert set(store_units(settings)) == set(points) - {"doc-docs"}
     assert holds(resource) == {}
     assert "doc-docs" not in instance.get_dynamic_partitions(source_units.name)
+
+
+def test_materialize_all_over_a_vanished_tasks_folder_deletes_nothing(indexed):
+    from .test_assets import materialize
+
+    settings, resource, instance, points = indexed
+    shutil.rmtree(settings.corpus_dirs[0] / "tasks")
+    # "Materialize all" in the UI, or a range run over held partitions: the assets never delete whole units.
+    assert materialize(instance, list(instance.get_dynamic_partitions(source_units.name))).success
+    assert store_units(settings) == points
