@@ -62,8 +62,9 @@ def mark_all_indexed(resource: IndexerResource) -> None:
     settings = resource.settings()
     with Catalog(settings.catalog_path) as catalog:
         for unit in discover_units(settings.corpus_dirs):
-            catalog.replace_unit(UnitContent(unit, [], []), [], unit_fingerprint(unit))
-            catalog.mark_indexed(unit.key, 0)
+            fingerprint = unit_fingerprint(unit)
+            catalog.replace_unit(UnitContent(unit, [], []), [], fingerprint)
+            catalog.mark_indexed(unit.key, 0, fingerprint)
 
 
 CHANGES = 20

@@ -66,6 +66,16 @@ CREATE TABLE IF NOT EXISTS pending_changes (
     unit TEXT PRIMARY KEY,
     first_seen REAL NOT NULL
 );
+-- Deletions the guard held back (see deletion_guard.py); resolved rows stay as the record of what happened.
+CREATE TABLE IF NOT EXISTS held_deletions (
+    id INTEGER PRIMARY KEY,
+    unit TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    held_at REAL NOT NULL,
+    resolved_at REAL,
+    resolution TEXT  -- 'deleted' (confirmed, or its reason passed) | 'returned' (the unit is back)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS held_deletions_open ON held_deletions(unit) WHERE resolved_at IS NULL;
 """
 
 
@@ -82,6 +92,13 @@ class UnitRecord:
     indexed_at: float | None
     indexed_fingerprint: str | None
     documents_indexed: int
+
+
+@dataclass
+class HeldDeletion:
+    unit: str
+    reason: str
+    held_at: float
 
 
 class Catalog:
@@ -165,12 +182,21 @@ class Catalog:
         ).fetchall()
         return dict(rows)
 
-    def mark_indexed(self, unit: str, documents_indexed: int) -> None:
-        """The unit's points match the catalog: remember which corpus state that was."""
+    def unit_with_chunks(self, key: str) -> tuple[UnitRecord | None, list[Chunk]]:
+        """The unit's record and chunks from one snapshot, so the record's fingerprint is the corpus state
+        those chunks were read at, even while another process re-reads the unit."""
+        self._db.execute("BEGIN")  # deferred: a read snapshot in WAL mode, no write lock
+        try:
+            return self.unit(key), self.chunks(key)
+        finally:
+            self._db.execute("COMMIT")
+
+    def mark_indexed(self, unit: str, documents_indexed: int, fingerprint: str | None) -> None:
+        """The unit's points match the chunks read at `fingerprint`: record exactly that state. (Copying
+        the current fingerprint would claim a re-read that landed after the write stage read its chunks.)"""
         self._db.execute(
-            "UPDATE units SET indexed_at = ?, indexed_fingerprint = fingerprint, documents_indexed = ?"
-            " WHERE key = ?",
-            (time.time(), documents_indexed, unit),
+            "UPDATE units SET indexed_at = ?, indexed_fingerprint = ?, documents_indexed = ? WHERE key = ?",
+            (time.time(), fingerprint, documents_indexed, unit),
         )
 
     def rejections(self, unit: str | None = None) -> list[Rejection]:
@@ -223,16 +249,57 @@ class Catalog:
     def indexed_fingerprints(self) -> dict[str, str | None]:
         return dict(self._db.execute("SELECT key, indexed_fingerprint FROM units"))
 
-    def forget_unit(self, key: str) -> None:
+    def forget_units(self, keys: list[str]) -> None:
+        """Forget units whose points are gone, in one transaction; their held deletions are resolved."""
+        rows = [(k,) for k in keys]
         with transaction(self._db) as db:
             for table, column in (
                 ("chunks", "unit"),
                 ("rejections", "unit"),
                 ("stored_points", "unit"),
                 ("unit_reads", "unit"),
+                ("pending_changes", "unit"),
                 ("units", "key"),
             ):
-                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", rows)
+            _resolve(db, keys, "deleted")
+
+    # -- deletions held by the guard -------------------------------------------------------------
+    def hold_deletions(self, reasons: dict[str, str]) -> None:
+        """Record units whose deletion waits for a person (unit -> why); a unit already held keeps its record."""
+        if not reasons:
+            return
+        now = time.time()
+        with transaction(self._db) as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO held_deletions (unit, reason, held_at) VALUES (?, ?, ?)",
+                [(unit, reason, now) for unit, reason in reasons.items()],
+            )
+
+    def held_deletions(self) -> dict[str, HeldDeletion]:
+        rows = self._db.execute(
+            "SELECT unit, reason, held_at FROM held_deletions WHERE resolved_at IS NULL ORDER BY unit"
+        )
+        return {r[0]: HeldDeletion(*r) for r in rows}
+
+    def release_holds(self, keys: list[str]) -> None:
+        """The units are back in the corpus: their held deletions are void."""
+        if not keys:
+            return
+        with transaction(self._db) as db:
+            _resolve(db, keys, "returned")
+
+    def holds_version(self) -> str | None:
+        """Changes whenever a deletion is held or a hold resolved; None while nothing was ever held."""
+        held, resolved = self._db.execute("SELECT max(id), count(resolved_at) FROM held_deletions").fetchone()
+        return f"{held}.{resolved}" if held is not None else None
+
+
+def _resolve(db: sqlite3.Connection, keys: list[str], resolution: str) -> None:
+    db.executemany(
+        "UPDATE held_deletions SET resolved_at = ?, resolution = ? WHERE unit = ? AND resolved_at IS NULL",
+        [(time.time(), resolution, k) for k in keys],
+    )
 
 
 _UNIT_COLUMNS = (

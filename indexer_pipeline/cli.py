@@ -12,8 +12,10 @@ import textwrap
 from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
+from .catalog import HeldDeletion
 from .config import PositiveInt, Settings
 from .corpus import CorpusError
+from .deletion_guard import CONFIRM_HINT, confirm_held, look, sync_deletions
 from .embeddings import EmbeddingAuthError
 from .pipeline import Indexer
 from .vectorstore.base import StoreBusyError, VectorStoreError
@@ -25,8 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="indexer-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p_index = sub.add_parser("index", help="index the whole corpus, or some units, with a progress bar")
+    p_index = sub.add_parser(
+        "index",
+        help="index the whole corpus, or some units, with a progress bar; without --unit, units that left "
+        "the corpus leave the index too (exit status 3 when a deletion is held for confirmation)",
+    )
     p_index.add_argument("--unit", action="append", help="a source unit key (repeatable); default: all")
+
+    p_confirm = sub.add_parser(
+        "confirm-deletions", help="delete the units whose deletion was held, if they are still absent"
+    )
+    p_confirm.add_argument("--unit", action="append", help="a held unit key (repeatable); default: all held")
 
     p_search = sub.add_parser("search", help="search the index by meaning")
     p_search.add_argument("query")
@@ -59,7 +70,8 @@ def positive_int(text: str) -> int:
 
 
 def cmd_index(ix: Indexer, args) -> int:
-    units = ix.units()
+    view = look(ix.settings.corpus_dirs)
+    units = view.units
     if args.unit:
         by_key = {u.key: u for u in units}
         missing = [k for k in args.unit if k not in by_key]
@@ -75,7 +87,39 @@ def cmd_index(ix: Indexer, args) -> int:
         f"success rate {written.success_rate:.1%}; "
         f"{read.seconds + embedded.seconds + written.seconds:.1f} s"
     )
-    return 0 if not written.failed_units else 1
+    if written.failed_units:
+        return 1
+    if args.unit:
+        return 0
+    # After the writes, so a unit that moved (a deletion and a new unit) is never missing from search.
+    removal = sync_deletions(ix, view)
+    if removal.deleted:
+        print(f"{len(removal.deleted)} units left the corpus: {removal.points} points removed")
+    for root in view.missing:
+        print(
+            f"indexer-pipeline: corpus root {root} is missing (unmounted, moved or renamed?)", file=sys.stderr
+        )
+    if removal.held:
+        print(_held_report(removal.held), file=sys.stderr)
+    return 3 if removal.held or view.missing else 0
+
+
+def cmd_confirm_deletions(ix: Indexer, args) -> int:
+    removal = confirm_held(ix, look(ix.settings.corpus_dirs), args.unit)
+    print(
+        f"{len(removal.deleted)} units deleted ({removal.points} points); "
+        f"{len(removal.returned)} are back in the corpus and stay indexed"
+    )
+    if removal.held:
+        print(_held_report(removal.held))
+    return 0
+
+
+def _held_report(held: dict[str, HeldDeletion]) -> str:
+    lines = [f"{len(held)} units are kept in the index, their deletion held for your confirmation:"]
+    lines += [f"  {h.unit}  since {_iso(h.held_at)}: {h.reason}" for h in held.values()]
+    lines.append(f"Nothing was deleted for them; {CONFIRM_HINT}.")
+    return "\n".join(lines)
 
 
 def cmd_search(ix: Indexer, args) -> int:
@@ -232,7 +276,13 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "register": cmd_register}
+COMMANDS = {
+    "index": cmd_index,
+    "confirm-deletions": cmd_confirm_deletions,
+    "search": cmd_search,
+    "status": cmd_status,
+    "register": cmd_register,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -206,6 +206,16 @@ class Settings(BaseModel):
     freshness_minutes: PositiveFloat = setting(
         "INDEXER_FRESHNESS_MINUTES", 30.0, "`follows_the_corpus` warns when a change waits longer than this"
     )
+    max_delete_share: Fraction = setting(
+        "INDEXER_MAX_DELETE_SHARE",
+        0.2,
+        "share of the indexed units one decision may delete without a confirmation",
+    )
+    max_delete_units: PositiveInt = setting(
+        "INDEXER_MAX_DELETE_UNITS",
+        50,
+        "units one decision may delete without a confirmation (the smaller bound wins)",
+    )
     alert_webhook_url: HttpUrl | None = setting(
         "INDEXER_ALERT_WEBHOOK_URL",
         None,

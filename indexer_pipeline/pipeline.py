@@ -371,12 +371,12 @@ class Indexer:
         start = time.perf_counter()
         store = self.store()
         store.ensure_collection(self.embedder.dimensions)
-        done: list[tuple[str, int]] = []
+        done: list[tuple[str, int, str | None]] = []
         stored: dict[str, dict[str, tuple[str, str]]] = {}
         for key in keys:
-            indexed, stored[key] = self._write_unit(store, key, report)
+            indexed, fingerprint, stored[key] = self._write_unit(store, key, report)
             if indexed is not None:
-                done.append((key, indexed))
+                done.append((key, indexed, fingerprint))
             if progress:
                 progress(1)
         # Units count as indexed only once their points are durable: a crash before this line leaves
@@ -384,18 +384,18 @@ class Indexer:
         store.flush()
         for key, points in stored.items():
             self.catalog.record_points(key, points)
-        for key, indexed in done:
-            self.catalog.mark_indexed(key, indexed)
+        for key, indexed, fingerprint in done:
+            self.catalog.mark_indexed(key, indexed, fingerprint)
         report.seconds = time.perf_counter() - start
         return report
 
     def _write_unit(
         self, store: VectorStore, key: str, report: WriteReport
-    ) -> tuple[int | None, dict[str, tuple[str, str]]]:
-        """Write one unit. Returns its documents indexed (None when some could not be), and
-        point id -> (content hash, cache key) of the points the store now holds for it."""
-        record = self.catalog.unit(key)
-        chunks = self.catalog.chunks(key)
+    ) -> tuple[int | None, str | None, dict[str, tuple[str, str]]]:
+        """Write one unit. Returns its documents indexed (None when some could not be), the fingerprint
+        of the files its chunks were read from, and point id -> (content hash, cache key) of the points
+        the store now holds for it."""
+        record, chunks = self.catalog.unit_with_chunks(key)
         documents = record.documents if record else 0
         report.units += 1
         report.documents += documents
@@ -441,10 +441,11 @@ class Indexer:
         indexed = documents - len(failed_docs)
         report.documents_indexed += indexed
         report.unit_counts[key] = (indexed, documents)
+        fingerprint = record.fingerprint if record else None
         if failed_docs:
             report.failed_units.append(key)
-            return None, held
-        return indexed, held
+            return None, fingerprint, held
+        return indexed, fingerprint, held
 
     def _vectors(
         self,
@@ -500,7 +501,13 @@ class Indexer:
         batch.clear()
 
     def remove_units(self, keys: Iterable[str]) -> int:
-        """Delete the points and catalog records of units that left the corpus; returns points deleted."""
+        """Delete the points of units that left the corpus, then their catalog records; returns points
+        deleted. Callers judge first (deletion_guard). Store first, record after: the catalog forgets a
+        unit only once its deletion is flushed, so a crash leaves it knowing every unit that may still
+        have points, and the next sync deletes them again."""
+        keys = list(keys)
+        if not keys:
+            return 0
         store = self.store()
         deleted = 0
         for key in keys:
@@ -508,14 +515,13 @@ class Indexer:
             if ids:
                 store.delete(ids)
                 deleted += len(ids)
-            self.catalog.forget_unit(key)
         store.flush()
+        self.catalog.forget_units(keys)
         return deleted
 
-    def orphan_units(self, in_corpus: set[str]) -> list[str]:
-        """Units that have points or catalog records but no longer exist in the corpus."""
-        known = set(self.store().units()) | {u.key for u in self.catalog.units()}
-        return sorted(known - in_corpus)
+    def indexed_units(self) -> set[str]:
+        """Units that have points or catalog records: what a deletion could lose."""
+        return set(self.store().units()) | {u.key for u in self.catalog.units()}
 
     # -- everything, for the CLI -----------------------------------------------------------------
     def index(

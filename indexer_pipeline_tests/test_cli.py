@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -146,3 +147,57 @@ def test_search_limit_must_be_a_positive_integer(corpus_env, capsys):
         main(["search", "anything", "--limit", "0"])
     assert exit_.value.code == 2
     assert "--limit: must be a positive integer (got '0')" in capsys.readouterr().err
+def _points_by_unit(settings) -> dict[str, int]:
+    from indexer_pipeline.pipeline import Indexer
+
+    with Indexer(settings) as ix:
+        return ix.store().units()
+
+
+def test_index_removes_a_unit_that_left_the_corpus(corpus_env, capsys):
+    from indexer_pipeline.catalog import Catalog
+
+    assert main(["index"]) == 0
+    task = "task-d1f1aec9-7691-4868-a7b2-1533eaf4135b"
+    shutil.rmtree(corpus_env.corpus_dirs[0] / "tasks" / task.removeprefix("task-"))
+    capsys.readouterr()
+    assert main(["index"]) == 0
+    assert "1 units left the corpus" in capsys.readouterr().out
+    assert task not in _points_by_unit(corpus_env)
+    with Catalog(corpus_env.catalog_path) as catalog:
+        assert catalog.unit(task) is None
+
+
+def test_index_holds_a_vanished_tasks_folder_until_confirmed(corpus_env, capsys):
+    assert main(["index"]) == 0
+    before = _points_by_unit(corpus_env)
+    tasks = [k for k in before if k.startswith("task-")]
+    (corpus_env.corpus_dirs[0] / "tasks").rename(corpus_env.corpus_dirs[0].parent / "tasks-moved")
+    capsys.readouterr()
+    assert main(["index"]) == 3  # something needs the user
+    err = capsys.readouterr().err
+    assert f"{len(tasks)} units are kept in the index" in err and "tasks is gone" in err
+    assert "indexer-pipeline confirm-deletions" in err
+    assert _points_by_unit(corpus_env) == before
+
+    assert main(["confirm-deletions", "--unit", tasks[0]]) == 0
+    assert "1 units deleted" in capsys.readouterr().out
+    assert set(_points_by_unit(corpus_env)) == set(before) - {tasks[0]}
+    assert main(["confirm-deletions", "--unit", "doc-docs"]) == 2  # not held: nothing deleted
+    assert "no deletion is held for: doc-docs" in capsys.readouterr().err
+    assert main(["confirm-deletions"]) == 0
+    assert set(_points_by_unit(corpus_env)) == set(before) - set(tasks)
+    assert main(["index"]) == 0
+
+
+def test_index_with_a_missing_root_deletes_nothing_and_says_why(corpus_env, capsys):
+    assert main(["index"]) == 0
+    before = _points_by_unit(corpus_env)
+    root = corpus_env.corpus_dirs[0]
+    root.rename(root.with_name("unmounted"))
+    capsys.readouterr()
+    assert main(["index"]) == 3
+    err = capsys.readouterr().err
+    assert f"corpus root {root} is missing (unmounted, moved or renamed?)" in err
+    assert f"{len(before)} units are kept in the index" in err
+    assert _points_by_unit(corpus_env) == before

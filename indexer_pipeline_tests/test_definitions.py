@@ -29,6 +29,7 @@ CHECKS = {
     ("qdrant_collection", "vectors_valid"),
     ("qdrant_collection", "chunks_find_themselves"),
     ("qdrant_collection", "follows_the_corpus"),
+    ("qdrant_collection", "deletions_held"),
 }
 JOBS = {
     "index_job",
@@ -37,6 +38,8 @@ JOBS = {
     "clean_up_job",
     "freshness_job",
     "integrity_job",
+    "confirm_deletions_job",
+    "deletions_check_job",
 }
 SCHEDULES = {
     "nightly_reconcile",

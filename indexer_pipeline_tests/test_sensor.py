@@ -43,8 +43,9 @@ def world(tmp_path):
         yield corpus, resource, instance
 
 
-def tick(instance, resource) -> dg.SensorResult:
-    result = corpus_change_sensor(dg.build_sensor_context(instance=instance, resources={"indexer": resource}))
+def tick(instance, resource, cursor: str | None = None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, resources={"indexer": resource}, cursor=cursor)
+    result = corpus_change_sensor(context)
     for request in result.dynamic_partitions_requests or []:  # what the daemon applies after the tick
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -59,8 +60,9 @@ def index_all(resource: IndexerResource) -> None:
     settings = resource.settings()
     with Catalog(settings.catalog_path) as catalog:
         for unit in discover_units(settings.corpus_dirs):
-            catalog.replace_unit(UnitContent(unit, [], []), [], unit_fingerprint(unit))
-            catalog.mark_indexed(unit.key, 0)
+            fingerprint = unit_fingerprint(unit)
+            catalog.replace_unit(UnitContent(unit, [], []), [], fingerprint)
+            catalog.mark_indexed(unit.key, 0, fingerprint)
 
 
 def test_new_units_are_added_and_requested_as_one_range(world):

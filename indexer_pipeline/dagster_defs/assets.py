@@ -48,11 +48,14 @@ def _cell(text: str) -> str:
 def raw_documents(context: dg.AssetExecutionContext, indexer: IndexerResource) -> dg.MaterializeResult:
     with indexer.indexer(context) as ix:
         units, gone = ix.resolve(context.partition_keys)
-        for key in gone:  # the unit left the corpus: an empty unit, whose points the write stage deletes
-            ix.catalog.forget_unit(key)
         report = ix.read_units(units)
     if gone:
-        context.log.info(f"{len(gone)} units are no longer in the corpus: {', '.join(gone[:10])}")
+        # Not deleted here: a range run or "Materialize all" over a vanished folder would wipe it. The
+        # change sensor and the clean-up delete whole units, under the deletion guard.
+        context.log.info(
+            f"{len(gone)} units are no longer in the corpus and keep their points until the deletion guard "
+            f"removes them: {', '.join(gone[:10])}"
+        )
     return dg.MaterializeResult(
         metadata={
             **report.metadata(),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ..deletion_guard import confirm_held, describe, look, remove_absent, sync_deletions
 from .partitions import register_units, source_units
 from .resources import IndexerResource
 
@@ -32,8 +33,12 @@ class RemoveUnitsConfig(dg.Config):
 @dg.op(pool="qdrant_writer", description="Delete the points of units that left the corpus.")
 def remove_units(context: dg.OpExecutionContext, config: RemoveUnitsConfig, indexer: IndexerResource) -> None:
     with indexer.indexer(context) as ix:
-        deleted = ix.remove_units(config.unit_keys)
-    context.log.info(f"removed {deleted} points of {len(config.unit_keys)} deleted units")
+        removal = remove_absent(ix, config.unit_keys, look(ix.settings.corpus_dirs))
+    back = len(config.unit_keys) - len(removal.deleted)
+    context.log.info(
+        f"removed {removal.points} points of {len(removal.deleted)} deleted units"
+        + (f"; {back} are back in the corpus and stay" if back else "")
+    )
 
 
 @dg.job(description="Remove deleted source units from the collection (requested by the change sensor).")
@@ -41,25 +46,61 @@ def remove_units_job():
     remove_units()
 
 
+class ConfirmDeletionsConfig(dg.Config):
+    unit_keys: list[str] | None = None  # None: every held unit
+
+
 @dg.op(
     pool="qdrant_writer",
-    description="Delete points and partitions whose unit left the corpus, and cache entries past their TTL.",
+    description="Delete the units whose deletion was held, if they are still absent from the corpus.",
 )
-def clean_up_index(context: dg.OpExecutionContext, indexer: IndexerResource) -> None:
+def confirm_deletions(
+    context: dg.OpExecutionContext, config: ConfirmDeletionsConfig, indexer: IndexerResource
+) -> None:
     with indexer.indexer(context) as ix:
-        in_corpus = {u.key for u in ix.units()}
-        orphans = ix.orphan_units(in_corpus)
-        deleted = ix.remove_units(orphans)
-        pruned = ix.cache.prune()
-    stale = [k for k in context.instance.get_dynamic_partitions(source_units.name) if k not in in_corpus]
-    for key in stale:
+        removal = confirm_held(ix, look(ix.settings.corpus_dirs), config.unit_keys)
+    for key in removal.deleted:
         context.instance.delete_dynamic_partition(source_units.name, key)
     context.log.info(
-        f"{len(orphans)} orphan units ({deleted} points) removed, {len(stale)} stale partitions deleted, "
-        f"{pruned} cache entries pruned"
+        f"removed {removal.points} points of {len(removal.deleted)} units; {len(removal.returned)} are back "
+        f"in the corpus and stay; {len(removal.held)} still held"
     )
 
 
-@dg.job(description="Nightly clean-up: orphan points and stale embedding-cache entries.")
+@dg.job(
+    description="Confirm held deletions: delete the held units (all, or the listed unit_keys) still absent "
+    "from the corpus. The check deletions_held says which and why."
+)
+def confirm_deletions_job():
+    confirm_deletions()
+
+
+@dg.op(
+    pool="qdrant_writer",
+    description="Delete points and partitions whose unit left the corpus (under the deletion guard), and "
+    "cache entries past their TTL.",
+)
+def clean_up_index(context: dg.OpExecutionContext, indexer: IndexerResource) -> None:
+    with indexer.indexer(context) as ix:
+        view = look(ix.settings.corpus_dirs)
+        removal = sync_deletions(ix, view)
+        pruned = ix.cache.prune()
+    partitions = context.instance.get_dynamic_partitions(source_units.name)
+    stale = [k for k in partitions if k not in view.keys and k not in removal.held]
+    for key in stale:
+        context.instance.delete_dynamic_partition(source_units.name, key)
+    context.log.info(
+        f"{len(removal.deleted)} orphan units ({removal.points} points) removed, {len(stale)} stale partitions "
+        f"deleted, {pruned} cache entries pruned"
+    )
+    if removal.held:
+        context.log.error(
+            f"{len(removal.held)} deletions held, nothing deleted for them: {describe(removal.held)}"
+        )
+
+
+@dg.job(
+    description="Nightly clean-up: orphan points (under the deletion guard) and stale embedding-cache entries."
+)
 def clean_up_job():
     clean_up_index()

@@ -1,10 +1,12 @@
 """Change-triggered indexing: a sensor that compares the corpus's file metadata with what was indexed.
 
 Where the state lives: the current fingerprint of each unit comes from file metadata (no contents
-read), the fingerprint at the last successful index from the catalog. No cursor is needed, so none grows
-with the corpus. Run keys carry the
+read), the fingerprint at the last successful index from the catalog. The cursor holds only the
+version of the held deletions, so it never grows with the corpus. Run keys carry the
 fingerprint, so the same change never starts two runs; a failed run is retried by the instance's
 run retries, and whatever is still pending is requested again by the nightly reconcile schedule.
+Units that left the corpus are deleted under the deletion guard (deletion_guard.py): a vanished
+folder or too many at once is held, and the check deletions_held is evaluated so that it alerts.
 """
 
 import hashlib
@@ -14,7 +16,9 @@ import dagster as dg
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..corpus import corpus_fingerprints
+from ..corpus import unit_fingerprint
+from ..deletion_guard import CorpusView, describe, guard, look
+from .deletions import deletions_check_job
 from .jobs import index_job, remove_units_job
 from .partitions import source_units
 from .resources import IndexerResource
@@ -38,11 +42,12 @@ def plan_changes(
     return new, changed, deleted
 
 
-def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource):
+def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource, view: CorpusView | None = None):
     """(fingerprints now, registered partitions in order, fingerprints at the last successful index).
-    Records when each pending change was first seen, for the freshness check."""
+    Records when each pending change was first seen, for the freshness check. A root that is missing lists no units (its units' deletion is then held, never done)."""
     settings = indexer.settings()
-    fingerprints = corpus_fingerprints(settings.corpus_dirs)
+    view = view or look(settings.corpus_dirs)
+    fingerprints = {unit.key: unit_fingerprint(unit) for unit in view.units}
     partitions = list(instance.get_dynamic_partitions(source_units.name))
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
@@ -94,32 +99,61 @@ def change_requests(
     ]
 
 
+def deletion_requests(
+    indexer: IndexerResource,
+    view: CorpusView,
+    deleted: list[str],
+    indexed: dict[str, str | None],
+    cursor: str | None,
+):
+    """For units that left the corpus, under the deletion guard: (partition deletions, runs, holds, cursor).
+    A run of deletions_check_job is requested whenever a deletion was held or a hold resolved."""
+    with Catalog(indexer.settings().catalog_path) as catalog:
+        verdict = guard(catalog, deleted, view, set(indexed))
+        version = catalog.holds_version()
+    partition_requests, runs = [], []
+    if verdict.delete:
+        partition_requests.append(source_units.build_delete_request(verdict.delete))
+        runs.append(
+            dg.RunRequest(
+                job_name=remove_units_job.name,
+                run_key=f"remove:{_digest((k, '') for k in verdict.delete)}",
+                run_config={"ops": {"remove_units": {"config": {"unit_keys": verdict.delete}}}},
+            )
+        )
+    if version and version != cursor:
+        runs.append(dg.RunRequest(job_name=deletions_check_job.name, run_key=f"deletions-held:{version}"))
+    return partition_requests, runs, verdict.held, version
+
+
 @dg.sensor(
-    jobs=[index_job, remove_units_job],
+    jobs=[index_job, remove_units_job, deletions_check_job],
     minimum_interval_seconds=Settings.read("sensor_interval_s"),  # read at load: a bad value fails it
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Indexes new and changed source units and removes deleted ones from the collection.",
+    description="Indexes new and changed source units and removes deleted ones from the collection "
+    "(a vanished folder or too many at once is held: see the check deletions_held).",
 )
 def corpus_change_sensor(context: dg.SensorEvaluationContext, indexer: IndexerResource):
-    fingerprints, partitions, indexed = corpus_state(context.instance, indexer)
+    view = look(indexer.settings().corpus_dirs)
+    fingerprints, partitions, indexed = corpus_state(context.instance, indexer, view)
     new, changed, deleted = plan_changes(fingerprints, partitions, indexed)
-    if not (new or changed or deleted):
-        return dg.SensorResult(skip_reason=f"{len(fingerprints)} units, all indexed")
+    partition_requests, runs, held, cursor = deletion_requests(
+        indexer, view, deleted, indexed, context.cursor
+    )
+    if held and cursor != context.cursor:
+        context.log.error(f"{len(held)} deletions held, nothing deleted for them: {describe(held)}")
+    notes = [f"corpus root {root} is missing (unmounted, moved or renamed?)" for root in view.missing]
+    notes += [f"{len(held)} deletions held ({describe(held, limit=3)})"] if held else []
+    if not (new or changed or runs):
+        return dg.SensorResult(
+            skip_reason="; ".join([f"{len(fingerprints)} units, all indexed", *notes]), cursor=cursor
+        )
 
-    runs: list[dg.RunRequest] = change_requests(changed, fingerprints, partitions, prefix="")
-    partition_requests = []
+    runs += change_requests(changed, fingerprints, partitions, prefix="")
     if new:
         # Added before run requests are resolved, in this order: one contiguous range, one run.
         partition_requests.append(source_units.build_add_request(new))
         runs.append(range_request(new, f"new:{_digest((k, fingerprints[k]) for k in new)}"))
-    if deleted:
-        partition_requests.append(source_units.build_delete_request(deleted))
-        runs.append(
-            dg.RunRequest(
-                job_name=remove_units_job.name,
-                run_key=f"remove:{_digest((k, '') for k in deleted)}",
-                run_config={"ops": {"remove_units": {"config": {"unit_keys": deleted}}}},
-            )
-        )
-    context.log.info(f"{len(new)} new, {len(changed)} changed, {len(deleted)} deleted units")
-    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=partition_requests)
+    removed = len(deleted) - len([k for k in deleted if k in held])
+    context.log.info("; ".join([f"{len(new)} new, {len(changed)} changed, {removed} deleted units", *notes]))
+    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=partition_requests, cursor=cursor)
