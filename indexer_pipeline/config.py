@@ -203,6 +203,11 @@ class Settings(BaseModel):
     sensor_interval_s: PositiveInt = setting(
         "INDEXER_SENSOR_INTERVAL_S", 30, "seconds between ticks of `corpus_change_sensor` (read at load)"
     )
+    sensor_max_runs: PositiveInt = setting(
+        "INDEXER_SENSOR_MAX_RUNS",
+        10,
+        "most index runs one tick requests for changed units (the smallest gaps between changes close first)",
+    )
     freshness_minutes: PositiveFloat = setting(
         "INDEXER_FRESHNESS_MINUTES", 30.0, "`follows_the_corpus` warns when a change waits longer than this"
     )

@@ -147,6 +147,8 @@ def test_search_limit_must_be_a_positive_integer(corpus_env, capsys):
         main(["search", "anything", "--limit", "0"])
     assert exit_.value.code == 2
     assert "--limit: must be a positive integer (got '0')" in capsys.readouterr().err
+
+
 def _points_by_unit(settings) -> dict[str, int]:
     from indexer_pipeline.pipeline import Indexer
 

@@ -16,7 +16,7 @@ from indexer_pipeline.corpus import discover_units, unit_fingerprint
 from indexer_pipeline.dagster_defs.partitions import source_units
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.schedules import nightly_reconcile
-from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
+from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor, stretches
 from indexer_pipeline.models import UnitContent
 
 
@@ -143,6 +143,28 @@ def test_changed_units_are_requested_exactly_never_the_unchanged_between_them(wo
     assert requested == [["task-t03"], ["task-t07", "task-t08", "task-t09"], ["task-t13"], ["task-t19"]]
     # The same changes give the same run keys on the next tick: Dagster launches each once.
     assert [r.run_key for r in tick(instance, resource).run_requests] == [r.run_key for r in runs]
+
+
+def test_scattered_changes_cost_a_bounded_number_of_runs_smallest_gaps_closed_first():
+    """More stretches of changes than INDEXER_SENSOR_MAX_RUNS become that many ranges, closing the
+    smallest gaps between stretches first; every changed unit is in exactly one run."""
+    partitions = [f"u{i:03d}" for i in range(100)]
+    changed = [f"u{i:03d}" for i in (1, 3, 10, 11, 30, 31, 32, 33, 60, 62, 90)]
+    assert stretches(changed, partitions, max_runs=100) == [
+        ["u001"],
+        ["u003"],
+        ["u010", "u011"],
+        ["u030", "u031", "u032", "u033"],
+        ["u060"],
+        ["u062"],
+        ["u090"],
+    ]
+    # Gaps between the 7 stretches: 2, 7, 19, 27, 2, 28 positions; the four smallest close.
+    groups = stretches(changed, partitions, max_runs=3)
+    assert [(g[0], g[-1]) for g in groups] == [("u001", "u033"), ("u060", "u062"), ("u090", "u090")]
+    assert groups[0] == partitions[1:34]
+    flat = [k for g in groups for k in g]
+    assert len(flat) == len(set(flat)) and set(changed) <= set(flat)
 
 
 def test_a_tick_records_when_it_detected_a_change_for_the_freshness_check(world, monkeypatch):

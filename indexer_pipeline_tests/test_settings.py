@@ -123,7 +123,7 @@ def test_the_resource_fields_follow_the_declarations(monkeypatch):
 def test_the_readme_table_is_generated_from_the_declarations():
     section = README.read_text().split("## Using it on your own corpus", 1)[1]
     table = "\n".join(re.findall(r"^\|.*\|$", section.split("\n\n", 2)[1], flags=re.M))
-    assert table == settings_table(), "regenerate it: python -m indexer_pipeline.config"
+    assert table == settings_table(), "regenerate it: scripts/readme-settings"
 
 
 def environment_reads(source: str) -> list[int]:

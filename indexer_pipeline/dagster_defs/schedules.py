@@ -27,7 +27,9 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, indexer: IndexerRes
         return dg.SkipReason(f"all {len(partitions)} registered units are indexed")
     # The date in the run key lets tonight re-request a change whose earlier run failed.
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    return change_requests(changed, fingerprints, partitions, prefix=f"reconcile-{day}:")
+    return change_requests(
+        changed, fingerprints, partitions, f"reconcile-{day}:", indexer.settings().sensor_max_runs
+    )
 
 
 nightly_clean_up = dg.ScheduleDefinition(

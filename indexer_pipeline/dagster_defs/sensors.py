@@ -67,25 +67,35 @@ def range_request(keys: list[str], run_key: str) -> dg.RunRequest:
     )
 
 
-def stretches(changed: list[str], partitions: list[str]) -> list[list[str]]:
-    """The changed keys as maximal runs of neighbours in partition order: no unchanged key inside."""
+def stretches(changed: list[str], partitions: list[str], max_runs: int) -> list[list[str]]:
+    """The changed keys as contiguous ranges in partition order, at most `max_runs` of them: maximal
+    stretches of neighbours (no unchanged key inside), and when there are more stretches than that,
+    the smallest gaps between them closed first. A run costs Dagster 2-4 s here, an unchanged unit
+    inside a range ~0.07 s (its read is skipped), so a scattered day of edits stays a few runs."""
     changed_set = set(changed)
-    groups: list[list[str]] = []
-    previous_changed = False
-    for key in partitions:
+    spans: list[list[int]] = []  # [first, last] positions in `partitions`
+    for i, key in enumerate(partitions):
         if key in changed_set:
-            if not previous_changed:
-                groups.append([])
-            groups[-1].append(key)
-        previous_changed = key in changed_set
-    return groups
+            if spans and spans[-1][1] == i - 1:
+                spans[-1][1] = i
+            else:
+                spans.append([i, i])
+    gaps = range(len(spans) - 1)  # gap j lies between spans j and j + 1
+    closed = set(sorted(gaps, key=lambda j: spans[j + 1][0] - spans[j][1])[: max(0, len(spans) - max_runs)])
+    merged: list[list[int]] = []
+    for j, span in enumerate(spans):
+        if j - 1 in closed:
+            merged[-1][1] = span[1]
+        else:
+            merged.append(list(span))
+    return [partitions[first : last + 1] for first, last in merged]
 
 
 def change_requests(
-    changed: list[str], fingerprints: dict[str, str], partitions: list[str], prefix: str
+    changed: list[str], fingerprints: dict[str, str], partitions: list[str], prefix: str, max_runs: int
 ) -> list[dg.RunRequest]:
-    """Exactly the changed units: one run per stretch of neighbouring changed partitions (a range
-    run would also re-materialize every unchanged unit between the first and the last change).
+    """The changed units in at most `max_runs` runs, each a stretch of neighbouring changed partitions
+    (a range from the first to the last change would re-materialize every unchanged unit between).
     A lone unit's run key is its fingerprint, so the same change never starts two runs."""
     return [
         dg.RunRequest(
@@ -94,8 +104,8 @@ def change_requests(
             partition_key=keys[0],
         )
         if len(keys) == 1
-        else range_request(keys, f"{prefix}range:{_digest((k, fingerprints[k]) for k in keys)}")
-        for keys in stretches(changed, partitions)
+        else range_request(keys, f"{prefix}range:{_digest((k, fingerprints.get(k, '')) for k in keys)}")
+        for keys in stretches(changed, partitions, max_runs)
     ]
 
 
@@ -149,7 +159,9 @@ def corpus_change_sensor(context: dg.SensorEvaluationContext, indexer: IndexerRe
             skip_reason="; ".join([f"{len(fingerprints)} units, all indexed", *notes]), cursor=cursor
         )
 
-    runs += change_requests(changed, fingerprints, partitions, prefix="")
+    runs += change_requests(
+        changed, fingerprints, partitions, prefix="", max_runs=indexer.settings().sensor_max_runs
+    )
     if new:
         # Added before run requests are resolved, in this order: one contiguous range, one run.
         partition_requests.append(source_units.build_add_request(new))
