@@ -219,7 +219,7 @@ def test_a_server_model_of_its_own_size_and_dimensions_behaviour(mode):
 
 
 def test_413_above_the_batch_limit_422_for_poison_and_a_key_revoked_after_n_requests():
-    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, max_batch=4, revoke_key_after=3) as sim:
+    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, max_batch=4, revoke_key_after=5) as sim:
         api = client(sim).embeddings
         with pytest.raises(openai.APIStatusError, match="batch size 5 > maximum allowed batch size 4") as big:
             api.create(model=MODEL, input=["a"] * 5)
@@ -229,6 +229,6 @@ def test_413_above_the_batch_limit_422_for_poison_and_a_key_revoked_after_n_requ
             api.create(model=MODEL, input=["fine", "POISON"])
         for _ in range(3):
             api.create(model=MODEL, input=["fine"])
-        with pytest.raises(openai.AuthenticationError):  # revoked after three 200s
+        with pytest.raises(openai.AuthenticationError):  # revoked after five admitted requests
             api.create(model=MODEL, input=["fine"])
         assert sim.stats()["status"] == {413: 1, 422: 1, 200: 3, 401: 1}

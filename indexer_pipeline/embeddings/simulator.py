@@ -13,7 +13,7 @@ the real `429 Request too large … Limit N, Requested M` with no retry-after; `
 model name only (any other gets `unknown_model_status`), of native size `dimensions`, whose
 `dimensions` parameter is accepted (OpenAI's matryoshka models), rejected with a 400 (vLLM for other
 models) or ignored (`dimensions_param`); `max_batch` answers 413 to larger requests (TEI's batch
-limit); `poison_status` 400 or 422; `revoke_key_after` answers 401 after that many 200s.
+limit); `poison_status` 400 or 422; `revoke_key_after` answers 401 once that many requests were admitted.
 
     python -m indexer_pipeline.embeddings.simulator --port 8089 --latency-ms 350 --rpm 3000 --tpm 1000000
 """
@@ -115,7 +115,7 @@ class EmbeddingSimulator:
         self.unknown_model_status = unknown_model_status  # OpenAI and vLLM say 404, proxies 400
         self.max_batch = max_batch
         self.too_large_429 = too_large_429  # False: a request above the TPM limit waits like any other
-        self.revoke_key_after = revoke_key_after  # 200s answered before the key stops working
+        self.revoke_key_after = revoke_key_after  # requests admitted before the key stops working
         self.latency_ms, self.per_token_ms, self.jitter_ms = latency_ms, per_token_ms, jitter_ms
         self.rpm, self.tpm = rpm, tpm
         self.faults = Faults()
@@ -142,7 +142,14 @@ class EmbeddingSimulator:
 
     def reset_stats(self) -> None:
         with self._lock:
-            self._stats = {"requests": 0, "inputs": 0, "tokens": 0, "status": Counter(), "faults": Counter()}
+            self._stats = {
+                "requests": 0,
+                "admitted": 0,  # requests whose key was accepted
+                "inputs": 0,
+                "tokens": 0,
+                "status": Counter(),
+                "faults": Counter(),
+            }
             self.embedded_texts: Counter = Counter()
             self.request_sizes: list[tuple[int, int]] = []  # (inputs, tokens) of each request served
         self.set_limits(self.rpm, self.tpm)
@@ -272,8 +279,13 @@ class EmbeddingSimulator:
 
     async def _embeddings(self, request: Request) -> Response:
         self._count("requests")
-        revoked = self.revoke_key_after is not None and self._stats["status"][200] >= self.revoke_key_after
-        if revoked or request.headers.get("authorization") != f"Bearer {self.api_key}":
+        with self._lock:
+            revoked = self.revoke_key_after is not None and self._stats["admitted"] >= self.revoke_key_after
+            if not revoked and request.headers.get("authorization") == f"Bearer {self.api_key}":
+                self._stats["admitted"] += 1
+            else:
+                revoked = True
+        if revoked:
             return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         body = await request.json()
         model = body.get("model")
@@ -508,7 +520,7 @@ def main() -> None:
         action="store_false",
         help="let a request above the TPM limit wait instead of answering 429 Request too large",
     )
-    parser.add_argument("--revoke-key-after", type=int, help="answer 401 after this many 200s")
+    parser.add_argument("--revoke-key-after", type=int, help="answer 401 after this many requests")
     args = parser.parse_args()
     sim = EmbeddingSimulator(
         args.api_key,
