@@ -179,3 +179,30 @@ def test_a_key_revoked_mid_run_fails_loudly_with_requests_in_flight():
         stats = sim.stats()
         # Those in flight when the key was revoked got their 401; none was retried, no more were sent.
         assert stats["admitted"] == 5 and 1 <= stats["status"][401] <= 8
+
+
+def test_the_assets_learn_the_size_say_it_and_write_without_the_api(corpus_env, simulator, monkeypatch):
+    import dagster as dg
+
+    from indexer_pipeline.definitions import defs
+
+    from .test_assets import ASSETS, checks, metadata
+
+    monkeypatch.delenv("EMBEDDING_DIMENSIONS")  # nobody tells the product the model's size
+    monkeypatch.setenv("EMBEDDING_MODEL", "nomic-embed-text")
+    simulator.model, simulator.dimensions_param = "nomic-embed-text", "reject"
+    resources = {"indexer": defs.resources["indexer"]}
+    unit = "doc-handbook"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("source_units", [unit])
+        embedded = dg.materialize(ASSETS[:2], instance=instance, resources=resources, partition_key=unit)
+        meta = metadata(embedded, "document_embeddings")
+        assert meta["embedding_failures"] == 0 and meta["embedded"] > 0
+        assert meta["dimensions"] == TEST_DIMENSIONS and "64-d" in meta["model"]
+        simulator.api_key = "sk-revoked"  # the write step must not need the API to know the size
+        written = dg.materialize(
+            ASSETS, instance=instance, resources=resources, partition_key=unit, selection=[ASSETS[2]]
+        )
+        assert written.success and checks(written)["vectors_valid"].passed
+        assert checks(written)["points_match_chunks"].passed
+        assert metadata(written, "qdrant_collection")["points_upserted"] == meta["chunks"]
