@@ -12,8 +12,13 @@ long; ~67 tokens on average).
       efficiency = the time a perfect client at exactly the limits needs / the time taken
   (c) the product with no rate limit (latency only), with a profile of where the time goes
   (d) the product with faults on: 2 % 500s, 1 % dropped connections, 1 % spurious 429s
+  (untold) an account of 20,000 TPM the product was not told about (it believes the default 1 M):
+      the server refuses its first request with 429 "Request too large … Limit 20000" and no retry-after
+  (refused) requests a server refuses whatever they carry, 64 inputs: an unknown model name, and a
+      `dimensions` the server's model does not take (vLLM)
 
 Prints figures; asserts nothing.      .venv/bin/python benchmarks/bench_embedding.py [--docs 1000]
+                                      .venv/bin/python benchmarks/bench_embedding.py --only-untold
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import numpy as np
 import openai
 
 from indexer_pipeline.config import Settings
+from indexer_pipeline.embeddings import EmbeddingRequestError
+from indexer_pipeline.embeddings.openai_provider import OpenAIEmbedder
 from indexer_pipeline.metrics import percentile
 from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore.base import StoredPoint
@@ -142,7 +149,8 @@ class Simulator:
         return self._call("/_stats")
 
     def configure(self, **body) -> None:
-        self._call("/_control", {"reset": True, "faults": {}, "rpm": None, "tpm": None, **body})
+        defaults = {"model": None, "dimensions": 1536, "dimensions_param": "accept"}
+        self._call("/_control", {"reset": True, "faults": {}, "rpm": None, "tpm": None, **defaults, **body})
 
     def stop(self) -> None:
         self.process.terminate()
@@ -188,6 +196,7 @@ def product(sim: Simulator, corpus: Path, data: Path, profile: bool = False, **l
         tpm_limit=limits.get("tpm", TIER1["tpm"]),
         qdrant_url=None,
         max_inputs_per_request=limits.get("max_inputs", 2048),
+        embedding_dimensions=limits.get("dimensions"),
     )
     profiler = cProfile.Profile() if profile else None
     with Indexer(settings) as ix:
@@ -228,6 +237,50 @@ def product(sim: Simulator, corpus: Path, data: Path, profile: bool = False, **l
     return result
 
 
+def refused(sim: Simulator, n: int = 64) -> dict:
+    """Requests sent before the engine gives up on a model or a dimension the server refuses."""
+    texts = [f"input {i} about the index" for i in range(n)]
+    cases = {
+        "unknown model name": ({"model": "text-embedding-3-small"}, {"model": "no-such-model"}),
+        "dimensions refused (vLLM)": (
+            {"model": "nomic-embed-text", "dimensions": 768, "dimensions_param": "reject"},
+            {"model": "nomic-embed-text", "dimensions": 256},
+        ),
+    }
+    result = {}
+    for name, (server, client) in cases.items():
+        sim.configure(**server)
+        try:
+            OpenAIEmbedder(api_key=KEY, base_url=sim.base_url, **client).embed(texts)
+            verdict = "no error raised"
+        except EmbeddingRequestError as exc:
+            verdict = str(exc)
+        result[name] = (sim.stats()["requests"], verdict)
+    return result
+
+
+def untold(sim: Simulator, corpus: Path, data: Path, tpm: int) -> dict:
+    """The product keeps its defaults (3,000 RPM, 1 M TPM). With the vectors' size set, no probe for it
+    goes first: the first batch (~50,000 tokens) meets the 429 "Request too large"."""
+    sim.configure(rpm=TIER1["rpm"], tpm=tpm)
+    return product(sim, corpus, data, dimensions=1536)
+
+
+def print_untold(u: dict, tpm: int, docs: int) -> None:
+    perfect = max(0.0, u["tokens"] - tpm) / (tpm / 60)
+    print(
+        f"(untold) {tpm:,} TPM not told to the product, {docs} documents: {u['tokens']} tokens in "
+        f"{u['requests']} requests, {u['server_429s']} 429s from the server, embedding took "
+        f"{u['embed_seconds']:.1f} s (a perfect client: {perfect:.1f} s), whole run {u['seconds']:.1f} s; "
+        f"{u['points']} points for {u['chunks']} chunks, indexed {u['success']:.1%}"
+    )
+
+
+def print_refused(r: dict) -> None:
+    for name, (requests, verdict) in r.items():
+        print(f"(refused) {name}, 64 inputs: {requests} requests sent; {verdict[:160]}")
+
+
 def row(name: str, r: dict) -> str:
     return (
         f"{name:<34} {r['docs']:>6} {r['docs_per_s']:>9.1f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
@@ -240,8 +293,20 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--old-sample", type=int, default=50, help="documents the old loop is timed on")
     parser.add_argument("--limited-tpm", type=int, default=20_000)
+    parser.add_argument("--only-untold", action="store_true", help="only the (untold) and (refused) runs")
     args = parser.parse_args()
     sim = Simulator()
+    if args.only_untold:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                make_corpus(Path(tmp) / "corpus", args.docs)
+                u = untold(sim, Path(tmp) / "corpus", Path(tmp) / "untold", args.limited_tpm)
+                r = refused(sim)
+        finally:
+            sim.stop()
+        print_untold(u, args.limited_tpm, args.docs)
+        print_refused(r)
+        return
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -265,6 +330,8 @@ def main() -> None:
             )
             # Requests of 10 inputs: enough requests (~100) for the fault rates to bite.
             d = product(sim, corpus, tmp / "d", max_inputs=10)
+            u = untold(sim, corpus, tmp / "untold", args.limited_tpm)
+            r = refused(sim)
     finally:
         sim.stop()
 
@@ -293,6 +360,8 @@ def main() -> None:
         f"(d) faults: {d['points']} points for {d['chunks']} chunks, {d['retries']} retries, "
         f"{d['duplicate_texts_at_server']} texts embedded twice at the server, indexed {d['success']:.1%}"
     )
+    print_untold(u, args.limited_tpm, args.docs)
+    print_refused(r)
     print(
         f"(c) where the time goes: read+chunk {c['read_seconds']:.2f} s, embed {c['embed_seconds']:.2f} s "
         f"({c['requests']} requests), write {c['write_seconds']:.2f} s\n"

@@ -86,35 +86,47 @@ class EmbedReport:
     already_stored: int = 0  # not in the cache, but the store holds their point with the same text
     embedded: int = 0
     failed: int = 0
+    documents_embedded: int = 0  # documents with a chunk embedded in this run (not all from the cache)
+    dimensions: int = 0
+    dimension_source: str = ""
     estimated_cost_usd: float = 0.0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole stage: catalog and cache reads, model loading, embedding
+    embedding_seconds: float = 0.0  # inside the embedder's calls only
     stats: EmbeddingStats = field(default_factory=EmbeddingStats)
 
     @property
     def docs_per_s(self) -> float:
-        return self.documents / self.seconds if self.seconds > 0 else 0.0
+        """Documents embedded per second of embedding: cache hits and model loading are not throughput."""
+        return self.documents_embedded / self.embedding_seconds if self.embedding_seconds > 0 else 0.0
 
     def metadata(self) -> dict:
         s = self.stats
         return {
             "units": self.units,
             "documents": self.documents,
+            "documents_embedded": self.documents_embedded,
             "chunks": self.chunks,
             "cache_hits": self.cache_hits,
             "already_stored": self.already_stored,
             "cache_misses": self.embedded + self.failed,
             "embedded": self.embedded,
             "embedding_failures": self.failed,
+            "dimensions": self.dimensions,
+            "dimension_source": self.dimension_source,
             "tokens": s.tokens,
             "estimated_cost_usd": round(self.estimated_cost_usd, 6),
             "requests": s.requests,
             "failed_requests": s.failed_requests,
+            "rejected_requests": s.rejected_requests,
             "error_rate": round(s.failed_requests / s.requests, 4) if s.requests else 0.0,
             "retries": s.retries,
             "rate_limited_429": s.rate_limited,
-            "request_latency_p50_ms": round(percentile(s.latencies_ms, 50), 1),
-            "request_latency_p95_ms": round(percentile(s.latencies_ms, 95), 1),
+            # Every request that got an answer or timed out, failed ones included; and successes alone.
+            "request_latency_p50_ms": round(percentile(s.latencies_ms + s.failed_latencies_ms, 50), 1),
+            "request_latency_p95_ms": round(percentile(s.latencies_ms + s.failed_latencies_ms, 95), 1),
+            "request_latency_p95_ms_succeeded": round(percentile(s.latencies_ms, 95), 1),
             "docs_per_s": round(self.docs_per_s, 2),
+            "embedding_seconds": round(self.embedding_seconds, 3),
             "seconds": round(self.seconds, 3),
         }
 
@@ -294,18 +306,24 @@ class Indexer:
         (an expired cache entry never re-embeds unchanged text); chunks of many units share requests."""
         report = EmbedReport(provider=self.embedder.provider)
         start = time.perf_counter()
+        # Before anything is timed: a local model loads here, an unknown server model's size is read
+        # from its record (or learned from the server, once).
+        dimensions = report.dimensions = self.embedder.dimensions
+        report.dimension_source = getattr(self.embedder, "dimension_source", None) or "the model's own"
         pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
         texts: dict[str, str] = {}
+        document_of: dict[str, tuple[str, str]] = {}  # point id -> (unit, doc_id)
         units_in_group = 0
 
         def flush() -> None:
             nonlocal units_in_group
             if texts:
-                self._embed_missing(texts, pending, report)
+                self._embed_missing(texts, pending, report, document_of)
             if progress and units_in_group:
                 progress(units_in_group)
             pending.clear()
             texts.clear()
+            document_of.clear()
             units_in_group = 0
 
         for key in keys:
@@ -320,7 +338,9 @@ class Indexer:
             cleared = {}
             for chunk in chunks:
                 ck = by_key[chunk.point_id]
-                if ck in hits:
+                # A cached vector of another size than the model's is embedded again (and replaced),
+                # so the write stage never meets it.
+                if hits.get(ck) == dimensions:
                     report.cache_hits += 1
                     cleared[chunk.point_id] = None
                 elif stored.get(chunk.point_id, ("", ""))[1] == ck:
@@ -329,6 +349,7 @@ class Indexer:
                 else:
                     pending.setdefault(ck, []).append(chunk.point_id)
                     texts[ck] = chunk.text
+                    document_of[chunk.point_id] = (key, chunk.doc_id)
             if cleared:
                 self.catalog.set_chunk_errors(cleared)
             units_in_group += 1
@@ -340,13 +361,20 @@ class Indexer:
         return report
 
     def _embed_missing(
-        self, texts: dict[str, str], pending: dict[str, list[str]], report: EmbedReport
+        self,
+        texts: dict[str, str],
+        pending: dict[str, list[str]],
+        report: EmbedReport,
+        document_of: dict[str, tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Embed `texts` (cache key -> text), cache the vectors and record errors; returns the vectors."""
+        """Embed `texts` (cache key -> text), cache the vectors and record errors; returns the vectors.
+        `document_of` (point id -> (unit, doc_id)) counts the documents embedded, for throughput."""
         keys = list(texts)
+        started = time.perf_counter()
         outcome = self.embedder.embed([texts[k] for k in keys])
+        report.embedding_seconds += time.perf_counter() - started
         report.stats.merge(outcome.stats)
-        fresh, errors = {}, {}
+        fresh, errors, documents = {}, {}, set()
         for i, ck in enumerate(keys):
             vector = outcome.vectors[i]
             if vector is None:
@@ -356,7 +384,9 @@ class Indexer:
             else:
                 fresh[ck] = np.asarray(vector, dtype=np.float32)
                 errors.update({pid: None for pid in pending[ck]})
+                documents.update(document_of[pid] for pid in pending[ck] if document_of)
                 report.embedded += len(pending[ck])
+        report.documents_embedded += len(documents)
         if fresh:
             self.cache.put_many(fresh)
         self.catalog.set_chunk_errors(errors)

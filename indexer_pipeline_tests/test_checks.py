@@ -6,12 +6,15 @@ thresholds come from the environment, as a person would configure them (no code 
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 import pytest
 
+from indexer_pipeline.config import Settings
 from indexer_pipeline.pipeline import Indexer
 
-from .test_assets import checks, materialize
+from .test_assets import checks, materialize, metadata
 
 UNIT = "doc-handbook"
 
@@ -135,3 +138,70 @@ def test_freshness_counts_from_when_a_change_was_detected_not_from_file_mtimes(
     assert stale.metadata["oldest_pending_minutes"].value == 31
     materialize(indexed_instance[0], ["doc-docs"])  # indexed: nothing pending any more
     assert freshness.follows_the_corpus(indexer=resource).metadata["units_pending"].value == 0
+
+
+# -- the embedding checks measure what their names say ------------------------------------------------
+def test_api_error_rate_does_not_count_the_bisection_of_one_bad_input(
+    indexed_instance, corpus_env, simulator
+):
+    instance, _, _ = indexed_instance
+    folder = corpus_env.corpus_dirs[0] / "handbook" / "many"
+    folder.mkdir()
+    for i in range(200):  # 200 new documents, one of which the API refuses
+        body = f"note {i} about the handbook" + (" with POISON inside" if i == 117 else "")
+        (folder / f"note-{i:03d}.md").write_text(f"# Note {i}\n\n{body}\n")
+    simulator.set_faults(poison="POISON")
+    result = materialize(instance, [UNIT])
+    evaluation = checks(result)["api_error_rate"]
+    assert evaluation.passed and evaluation.metadata["value"].value == 0.0  # the API never failed
+    embedded = metadata(result, "document_embeddings")
+    assert embedded["embedding_failures"] == 1 and embedded["rejected_requests"] > 0
+
+
+def test_request_latency_p95_includes_failed_requests(indexed_instance, corpus_env, simulator):
+    instance, _, _ = indexed_instance
+    simulator.set_faults(next_slow=1, slow_ms=600, next_500=1)  # slow to fail, then fast to succeed
+    edit(corpus_env, "a slow failure, then a fast success")
+    result = materialize(instance, [UNIT])
+    embedded = metadata(result, "document_embeddings")
+    assert embedded["requests"] == 2 and embedded["failed_requests"] == 1
+    evaluation = checks(result)["request_latency_p95"]
+    assert evaluation.metadata["value"].value >= 500  # the failed request's 600 ms are in it
+    assert embedded["request_latency_p95_ms_succeeded"] <= evaluation.metadata["value"].value
+
+
+def test_throughput_counts_documents_embedded_over_time_spent_embedding(tmp_path, monkeypatch):
+    from indexer_pipeline.dagster_defs.checks import embedding_check_results
+    from indexer_pipeline.embeddings import local_provider
+
+    slow_load_s = 2.0  # a cold disk: loading is part of starting, not of throughput
+    real_load = local_provider._load
+
+    def slow_load(model):
+        time.sleep(slow_load_s)
+        return real_load(model)
+
+    unit = tmp_path / "corpus" / "notes"
+    unit.mkdir(parents=True)
+    (unit / "one.md").write_text("# One\n\nA single short note in a one-file unit.\n")
+    settings = Settings(
+        corpus_dirs=[tmp_path / "corpus"], data_dir=tmp_path / "data", embedding_provider="local"
+    )
+    with Indexer(settings) as ix:
+        units = ix.units()
+        ix.read_units(units)
+    monkeypatch.setattr(local_provider, "_models", {})  # a fresh process: the model is not loaded yet
+    monkeypatch.setattr(local_provider, "_load", slow_load)
+    with Indexer(settings) as ix:
+        report = ix.embed_units([u.key for u in units])
+    [throughput] = [r for r in embedding_check_results(report) if r.check_name == "throughput"]
+    assert throughput.passed, throughput.description
+    meta = report.metadata()
+    assert meta["documents_embedded"] == 1 and report.seconds > slow_load_s > report.embedding_seconds
+    assert meta["docs_per_s"] == round(1 / report.embedding_seconds, 2)
+
+    (unit / "two.md").write_text("# Two\n\nAnother note, beside one already embedded.\n")
+    with Indexer(settings) as ix:
+        ix.read_units(units)
+        again = ix.embed_units([u.key for u in units]).metadata()
+    assert again["documents"] == 2 and again["documents_embedded"] == 1  # the cached one is not throughput

@@ -11,7 +11,7 @@ import pytest
 from indexer_pipeline.config import Settings
 from indexer_pipeline.embeddings.base import EmbeddingAuthError
 from indexer_pipeline.embeddings.limiter import AdaptiveLimiter, parse_duration
-from indexer_pipeline.embeddings.openai_provider import OpenAIEmbedder
+from indexer_pipeline.embeddings.openai_provider import PROBE_TEXT, OpenAIEmbedder
 from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
 
 from .conftest import TEST_DIMENSIONS
@@ -87,7 +87,9 @@ def test_a_rejected_input_is_isolated_by_bisection(simulator):
     assert set(outcome.errors) == {17}
     assert "400" in outcome.errors[17] and "could not be processed" in outcome.errors[17]  # the API's message
     assert sum(v is not None for v in outcome.vectors) == 39
-    assert simulator.stats()["texts"] == dict.fromkeys(inputs[:17] + inputs[18:], 1)
+    # The first refusal is checked with a one-word probe: accepted, so the refusal was an input's.
+    assert simulator.stats()["texts"] == {**dict.fromkeys(inputs[:17] + inputs[18:], 1), PROBE_TEXT: 1}
+    assert outcome.stats.rejected_requests > 0 and outcome.stats.failed_requests == 0
 
 
 def test_retry_after_is_honoured(simulator):

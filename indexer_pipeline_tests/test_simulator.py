@@ -131,7 +131,15 @@ def test_latency_is_applied_per_request(simulator):
     assert time.monotonic() - started >= 0.2
 
 
-def test_runs_as_a_command():
+@pytest.mark.parametrize(
+    "flags, model, size",
+    [
+        ([], MODEL, 1536),
+        (["--model", "nomic-embed-text", "--dimensions", "768", "--tpm", "20000"], "nomic-embed-text", 768),
+    ],
+    ids=["defaults", "a-768-d-server-model"],
+)
+def test_runs_as_a_command(flags, model, size):
     with socket.socket() as probe:  # a port that was free a moment ago
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -144,6 +152,7 @@ def test_runs_as_a_command():
             str(port),
             "--latency-ms",
             "0",
+            *flags,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -152,14 +161,74 @@ def test_runs_as_a_command():
         assert f"127.0.0.1:{port}/v1" in process.stdout.readline()
         answer = httpx.post(
             f"http://127.0.0.1:{port}/v1/embeddings",
-            json={"model": MODEL, "input": ["hello"]},
+            json={"model": model, "input": ["hello"]},
             headers={"Authorization": "Bearer sk-simulator-test-key"},
             timeout=10,
         )
-        assert answer.status_code == 200 and len(answer.json()["data"][0]["embedding"]) == 1536
+        assert answer.status_code == 200 and len(answer.json()["data"][0]["embedding"]) == size
         process.terminate()
         assert process.wait(timeout=30) == 0  # SIGTERM stops it cleanly
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- accounts and servers nobody configured -------------------------------------------------------------
+def test_a_request_above_the_tpm_limit_gets_request_too_large_without_retry_after():
+    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, rpm=100, tpm=50) as sim:
+        api = client(sim).embeddings.with_raw_response
+        ok = api.create(model=MODEL, input="one two three")
+        assert ok.headers["x-ratelimit-limit-tokens"] == "50" and "x-ratelimit-reset-requests" in ok.headers
+        with pytest.raises(openai.RateLimitError) as caught:
+            api.create(model=MODEL, input=" ".join(["word"] * 60))
+        error = caught.value
+        assert error.body["message"].startswith(f"Request too large for {MODEL} in organization ")
+        assert (
+            "on tokens per min (TPM): Limit 50, Requested 60. The input or output tokens must be "
+            in (error.body["message"])
+        )
+        headers = error.response.headers
+        assert "retry-after" not in headers and "retry-after-ms" not in headers  # waiting never helps
+        for name in ("limit", "remaining", "reset"):
+            assert f"x-ratelimit-{name}-tokens" in headers and f"x-ratelimit-{name}-requests" in headers
+        sim.too_large_429 = False  # the old behaviour, switchable: such a request waits like any other
+        with pytest.raises(openai.RateLimitError) as caught:
+            api.create(model=MODEL, input=" ".join(["word"] * 60))
+        assert "retry-after-ms" in caught.value.response.headers
+
+
+@pytest.mark.parametrize("mode", ["accept", "reject", "ignore"])
+def test_a_server_model_of_its_own_size_and_dimensions_behaviour(mode):
+    with EmbeddingSimulator(dimensions=48, model="nomic-embed-text", dimensions_param=mode) as sim:
+        api = client(sim).embeddings
+        assert len(api.create(model="nomic-embed-text", input="native").data[0].embedding) == 48
+        with pytest.raises(openai.BadRequestError, match="The model 'text-embedding-3-small' does not exist"):
+            api.create(model=MODEL, input="wrong model")
+        if mode == "reject":  # vLLM, for a model without matryoshka training
+            with pytest.raises(openai.BadRequestError, match="does not support matryoshka representation"):
+                api.create(model="nomic-embed-text", input="shorter", dimensions=16)
+        else:
+            size = len(api.create(model="nomic-embed-text", input="shorter", dimensions=16).data[0].embedding)
+            assert size == (16 if mode == "accept" else 48)
+    with (
+        EmbeddingSimulator(dimensions=48, model="m", unknown_model_status=404) as sim,
+        pytest.raises(openai.NotFoundError),
+    ):
+        client(sim).embeddings.create(model="other", input="x")
+
+
+def test_413_above_the_batch_limit_422_for_poison_and_a_key_revoked_after_n_requests():
+    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, max_batch=4, revoke_key_after=5) as sim:
+        api = client(sim).embeddings
+        with pytest.raises(openai.APIStatusError, match="batch size 5 > maximum allowed batch size 4") as big:
+            api.create(model=MODEL, input=["a"] * 5)
+        assert big.value.status_code == 413
+        sim.set_faults(poison="POISON", poison_status=422)
+        with pytest.raises(openai.UnprocessableEntityError):
+            api.create(model=MODEL, input=["fine", "POISON"])
+        for _ in range(3):
+            api.create(model=MODEL, input=["fine"])
+        with pytest.raises(openai.AuthenticationError):  # revoked after five admitted requests
+            api.create(model=MODEL, input=["fine"])
+        assert sim.stats()["status"] == {413: 1, 422: 1, 200: 3, 401: 1}

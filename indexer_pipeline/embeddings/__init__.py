@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import Embedder, EmbeddingAuthError, EmbeddingError, EmbeddingOutcome, EmbeddingStats
+from .base import (
+    Embedder,
+    EmbeddingAuthError,
+    EmbeddingError,
+    EmbeddingOutcome,
+    EmbeddingRequestError,
+    EmbeddingStats,
+)
 
 __all__ = [
     "Embedder",
     "EmbeddingAuthError",
     "EmbeddingError",
     "EmbeddingOutcome",
+    "EmbeddingRequestError",
     "EmbeddingStats",
     "make_embedder",
 ]

@@ -16,24 +16,36 @@ class EmbeddingAuthError(EmbeddingError):
     """The API key is missing or rejected: fail at once, never retry for minutes."""
 
 
+class EmbeddingRequestError(EmbeddingError):
+    """The API rejects every request as configured (model, dimensions), whatever the input: fail at once."""
+
+
 @dataclass
 class EmbeddingStats:
-    requests: int = 0  # HTTP requests sent, retries included
-    failed_requests: int = 0  # requests answered by an error or lost (each retry counts)
+    requests: int = 0  # HTTP requests sent, retries and probes included
+    # Failed for the API's reasons: 5xx, 429 rate limits, timeouts, lost connections, unusable
+    # answers, a rejected key (each retry counts).
+    failed_requests: int = 0
+    # Refused for what they carried (400/413/422, 429 "Request too large"): the requests that isolate
+    # a bad input by bisection, or that taught the engine a limit. Not the API failing.
+    rejected_requests: int = 0
     retries: int = 0
-    rate_limited: int = 0  # 429 answers
+    rate_limited: int = 0  # 429 answers, "Request too large" included
     tokens: int = 0  # tokens the provider billed (usage), or counted locally
     inputs: int = 0
     latencies_ms: list[float] = field(default_factory=list)  # one per successful request
+    failed_latencies_ms: list[float] = field(default_factory=list)  # one per failed or rejected request
 
     def merge(self, other: EmbeddingStats) -> None:
         self.requests += other.requests
         self.failed_requests += other.failed_requests
+        self.rejected_requests += other.rejected_requests
         self.retries += other.retries
         self.rate_limited += other.rate_limited
         self.tokens += other.tokens
         self.inputs += other.inputs
         self.latencies_ms.extend(other.latencies_ms)
+        self.failed_latencies_ms.extend(other.failed_latencies_ms)
 
 
 @dataclass
@@ -48,7 +60,7 @@ class EmbeddingOutcome:
 class Embedder(Protocol):
     provider: str  # "openai" or "local"
     model: str
-    dimensions: int
+    dimensions: int  # the vectors' size: configured, published, recorded, or learned from the server
     max_input_tokens: int  # the longest single input the model takes
 
     def count_tokens(self, text: str) -> int: ...

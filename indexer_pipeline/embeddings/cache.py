@@ -1,4 +1,5 @@
-"""The persistent embedding cache: one float32 vector per (provider, model, dimensions, text).
+"""The persistent embedding cache: one float32 vector per (provider, model, dimensions, text), and
+the record of the vector size each model answered with.
 
 SQLite in WAL mode, so readers never block the writer and a crash loses at most the last commit
 (synchronous=NORMAL). An entry expires a TTL after it was last used (every hit renews it), and the
@@ -63,10 +64,10 @@ class EmbeddingCache:
         with self._lock, transaction(self._db) as db:
             yield db
 
-    def _lookup(self, keys: list[str], column: str) -> dict[str, bytes | str]:
+    def _lookup(self, keys: list[str], column: str) -> dict:
         """key -> `column` for the keys present and not expired; their last-used time is renewed."""
         now = self._clock()
-        found: dict[str, bytes | str] = {}
+        found: dict = {}
         with self._transaction() as db:
             for i in range(0, len(keys), IN_BATCH):
                 part = keys[i : i + IN_BATCH]
@@ -85,9 +86,10 @@ class EmbeddingCache:
         # A copy: frombuffer alone would give a read-only view of the row's bytes.
         return {k: np.frombuffer(v, dtype=np.float32).copy() for k, v in self._lookup(keys, "vector").items()}
 
-    def renew(self, keys: list[str]) -> set[str]:
-        """The keys present and not expired, renewed like a hit, without reading their vectors."""
-        return set(self._lookup(keys, "key"))
+    def renew(self, keys: list[str]) -> dict[str, int]:
+        """key -> vector size for the keys present and not expired, renewed like a hit, without reading
+        their vectors."""
+        return self._lookup(keys, "length(vector) / 4")  # float32: 4 bytes a dimension
 
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:
         """Store all vectors in one transaction (a new vector for a key replaces the old one)."""
@@ -120,3 +122,42 @@ class EmbeddingCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class DimensionRecord:
+    """The vector size each (provider, model, requested dimensions) was answered with, kept in the cache's
+    database: a process that embeds nothing (the write step) knows the size without asking the API.
+
+    A connection per call: the record is read once per process and written once per model."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS dimensions (provider TEXT NOT NULL, model TEXT NOT NULL,"
+                " requested INTEGER NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (provider, model, requested))"
+            )
+            yield db
+        finally:
+            db.close()
+
+    def get(self, provider: str, model: str, requested: int | None) -> int | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT size FROM dimensions WHERE provider = ? AND model = ? AND requested = ?",
+                (provider, model, requested or 0),
+            ).fetchone()
+        return row[0] if row else None
+
+    def put(self, provider: str, model: str, requested: int | None, size: int) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO dimensions VALUES (?, ?, ?, ?)",
+                (provider, model, requested or 0, size),
+            )

@@ -7,7 +7,12 @@ of 429s, sets the pace. The server knows best, so its headers only ever correct 
 share the key), and `x-ratelimit-limit-*` with `x-ratelimit-reset-*` (the time until the server's
 bucket is full again) give the server's refill rate, adopted when it is slower than ours (a lower
 tier than configured). A 429 pauses every request until its retry-after and slows the refill by
-10 %, which recovers by 1 % per success.
+10 %, which recovers by 1 % per success. A limit the server states (in its headers, or in a 429
+"Request too large … Limit N") is kept in `server_token_limit`: no request above it can ever succeed.
+
+No wait is longer than refilling the whole bucket: a request is charged at most the bucket's
+capacity as it stands at each check, so a capacity that shrinks while a request waits (a lower limit
+learned from another answer) cannot leave it waiting for a level the bucket can never reach.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class AdaptiveLimiter:
         self._last = clock()
         self._paused_until = 0.0
         self.factor = 1.0  # share of the rates currently used
+        self.server_token_limit: float | None = None  # tokens per minute, as the server states it
 
     def _refill(self) -> None:
         now = self._clock()
@@ -74,23 +80,38 @@ class AdaptiveLimiter:
         self.tokens.refill(elapsed, self.factor)
 
     async def acquire(self, tokens: int) -> None:
-        # A request larger than the whole bucket may go when the bucket is full (else it never could).
-        tokens = min(tokens, self.tokens.capacity)
         while True:
             self._refill()
+            # A request larger than the whole bucket may go when the bucket is full (else it never
+            # could); the cap is taken at each check, as the capacity may shrink while we wait.
+            charge = min(tokens, self.tokens.capacity)
             wait = max(
                 self._paused_until - self._clock(),
                 self.requests.seconds_until(1, self.factor),
-                self.tokens.seconds_until(tokens, self.factor),
+                self.tokens.seconds_until(charge, self.factor),
             )
             if wait <= 0:
                 self.requests.level -= 1
-                self.tokens.level -= tokens
+                self.tokens.level -= charge
                 return
             await asyncio.sleep(max(wait, 0.001))
 
+    def learn_token_limit(self, per_minute: float) -> None:
+        """The server's tokens-per-minute limit, stated by it: the bucket holds and refills no more."""
+        self._refill()
+        self.server_token_limit = min(self.server_token_limit or per_minute, per_minute)
+        bucket = self.tokens
+        bucket.capacity = min(bucket.capacity, per_minute)
+        bucket.per_minute = min(bucket.per_minute, per_minute)
+        bucket.level = min(bucket.level, bucket.capacity)
+
     def observe(self, headers) -> None:
-        """Follow the server's own count and rate where they are below ours."""
+        """Follow the server's own count and rate where they are below ours (any answer's headers)."""
+        if headers is None:
+            return
+        limit = _number(headers.get("x-ratelimit-limit-tokens"))
+        if limit:
+            self.learn_token_limit(limit)
         self._refill()
         for name, bucket in (("requests", self.requests), ("tokens", self.tokens)):
             bucket.observe(

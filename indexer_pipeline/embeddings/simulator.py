@@ -8,6 +8,13 @@ model and requests/tokens-per-minute buckets make it behave like a real account;
 429s, dropped connections, slow and malformed answers) can be switched on while it runs, and its
 counters let tests prove that nothing was lost or sent twice.
 
+It also plays the accounts and servers nobody configured: a request larger than the TPM limit gets
+the real `429 Request too large … Limit N, Requested M` with no retry-after; `model` serves one
+model name only (any other gets `unknown_model_status`), of native size `dimensions`, whose
+`dimensions` parameter is accepted (OpenAI's matryoshka models), rejected with a 400 (vLLM for other
+models) or ignored (`dimensions_param`); `max_batch` answers 413 to larger requests (TEI's batch
+limit); `poison_status` 400 or 422; `revoke_key_after` answers 401 once that many requests were admitted.
+
     python -m indexer_pipeline.embeddings.simulator --port 8089 --latency-ms 350 --rpm 3000 --tpm 1000000
 """
 
@@ -36,6 +43,8 @@ from starlette.routing import Route
 from .. import tokenizers
 
 MAX_INPUTS, MAX_REQUEST_TOKENS, MAX_INPUT_TOKENS = 2048, 300_000, 8192
+DIMENSIONS_PARAM = ("accept", "reject", "ignore")
+ORGANIZATION = "org-simulator"
 _WORD = re.compile(r"\w+")
 
 
@@ -55,7 +64,8 @@ class Faults:
     next_malformed: int = 0
     next_slow: int = 0
     retry_after_ms: float = 200.0  # sent with injected 429s
-    poison: str | None = None  # a request with an input containing this gets the real API's 400
+    poison: str | None = None  # a request with an input containing this gets the real API's 400 ...
+    poison_status: int = 400  # ... or this status (422: TEI's and FastAPI's validation errors)
 
 
 @dataclass
@@ -89,9 +99,23 @@ class EmbeddingSimulator:
         tpm: int | None = None,
         port: int = 0,
         seed: int = 0,
+        model: str | None = None,
+        dimensions_param: str = "accept",
+        unknown_model_status: int = 400,
+        max_batch: int | None = None,
+        too_large_429: bool = True,
+        revoke_key_after: int | None = None,
     ):
+        if dimensions_param not in DIMENSIONS_PARAM:
+            raise ValueError(f"dimensions_param must be one of {DIMENSIONS_PARAM}, not {dimensions_param!r}")
         self.api_key = api_key
-        self.dimensions = dimensions
+        self.dimensions = dimensions  # the model's native size
+        self.model = model  # None: any model name is served
+        self.dimensions_param = dimensions_param
+        self.unknown_model_status = unknown_model_status  # OpenAI and vLLM say 404, proxies 400
+        self.max_batch = max_batch
+        self.too_large_429 = too_large_429  # False: a request above the TPM limit waits like any other
+        self.revoke_key_after = revoke_key_after  # requests admitted before the key stops working
         self.latency_ms, self.per_token_ms, self.jitter_ms = latency_ms, per_token_ms, jitter_ms
         self.rpm, self.tpm = rpm, tpm
         self.faults = Faults()
@@ -118,7 +142,14 @@ class EmbeddingSimulator:
 
     def reset_stats(self) -> None:
         with self._lock:
-            self._stats = {"requests": 0, "inputs": 0, "tokens": 0, "status": Counter(), "faults": Counter()}
+            self._stats = {
+                "requests": 0,
+                "admitted": 0,  # requests whose key was accepted
+                "inputs": 0,
+                "tokens": 0,
+                "status": Counter(),
+                "faults": Counter(),
+            }
             self.embedded_texts: Counter = Counter()
             self.request_sizes: list[tuple[int, int]] = []  # (inputs, tokens) of each request served
         self.set_limits(self.rpm, self.tpm)
@@ -184,11 +215,22 @@ class EmbeddingSimulator:
         )
 
     async def _control_endpoint(self, request: Request) -> Response:
-        """{"latency_ms": .., "jitter_ms": .., "rpm": .., "tpm": .., "faults": {..}, "reset": true}"""
+        """{"latency_ms": .., "rpm": .., "tpm": .., "model": .., "faults": {..}, "reset": true}: any attribute above."""
         body = await request.json()
         for name in ("latency_ms", "jitter_ms", "per_token_ms"):
             if name in body:
                 setattr(self, name, float(body[name]))
+        for name in (
+            "model",
+            "dimensions",
+            "dimensions_param",
+            "unknown_model_status",
+            "max_batch",
+            "too_large_429",
+            "revoke_key_after",
+        ):
+            if name in body:
+                setattr(self, name, body[name])
         if "faults" in body:
             self.set_faults(**body["faults"])
         if "rpm" in body or "tpm" in body:
@@ -237,9 +279,27 @@ class EmbeddingSimulator:
 
     async def _embeddings(self, request: Request) -> Response:
         self._count("requests")
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        with self._lock:
+            revoked = self.revoke_key_after is not None and self._stats["admitted"] >= self.revoke_key_after
+            if not revoked and request.headers.get("authorization") == f"Bearer {self.api_key}":
+                self._stats["admitted"] += 1
+            else:
+                revoked = True
+        if revoked:
             return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         body = await request.json()
+        model = body.get("model")
+        if self.model is not None and model != self.model:
+            return self._error(
+                self.unknown_model_status,
+                f"The model '{model}' does not exist",
+                "invalid_request_error",
+                "model_not_found",
+                param="model",
+            )
+        dims = self._dimensions(body.get("dimensions"), model)
+        if isinstance(dims, Response):
+            return dims
         inputs = body.get("input")
         inputs = [inputs] if isinstance(inputs, str) else inputs
         if not isinstance(inputs, list) or not inputs:
@@ -250,6 +310,12 @@ class EmbeddingSimulator:
                 f"'$.input' is invalid: at most {MAX_INPUTS} inputs.",
                 "invalid_request_error",
                 param="input",
+            )
+        if self.max_batch is not None and len(inputs) > self.max_batch:
+            return self._error(
+                413,
+                f"Input validation error: batch size {len(inputs)} > maximum allowed batch size {self.max_batch}",
+                "validation",
             )
         counts = [tokenizers.count_tokens(t) if isinstance(t, str) else len(t) for t in inputs]
         if any(t == "" for t in inputs):
@@ -278,10 +344,13 @@ class EmbeddingSimulator:
         f = self.faults
         if f.poison and any(isinstance(t, str) and f.poison in t for t in inputs):
             return self._error(
-                400, "Invalid input: the text could not be processed.", "invalid_request_error", param="input"
+                f.poison_status,
+                "Invalid input: the text could not be processed.",
+                "invalid_request_error",
+                param="input",
             )
 
-        limited = self._rate_limit(total)
+        limited = self._rate_limit(total, model)
         if limited is not None:
             return limited
         if self._take_fault("429"):
@@ -314,7 +383,6 @@ class EmbeddingSimulator:
                 headers=self._limit_headers(),
             )
 
-        dims = int(body.get("dimensions") or self.dimensions)
         vectors = [self.vector(t if isinstance(t, str) else " ".join(map(str, t)), dims) for t in inputs]
         as_base64 = body.get("encoding_format") == "base64"
         data = [
@@ -340,7 +408,38 @@ class EmbeddingSimulator:
             },
         )
 
-    def _rate_limit(self, tokens: int) -> Response | None:
+    def _dimensions(self, requested, model: str | None) -> int | Response:
+        """The size of the vectors to answer with, or the 400 the server gives for `dimensions`."""
+        if requested is None or self.dimensions_param == "ignore":
+            return self.dimensions
+        if self.dimensions_param == "reject":  # vLLM's answer for a model without matryoshka training
+            return self._error(  # as vLLM words it: no `param` names the culprit
+                400,
+                f'Model "{model}" does not support matryoshka representation, changing output '
+                "dimensions will lead to poor results.",
+                "BadRequestError",
+            )
+        if not isinstance(requested, int) or not 1 <= requested <= self.dimensions:
+            return self._error(
+                400,
+                f"Invalid value for 'dimensions' = {requested}: it must be between 1 and {self.dimensions}.",
+                "invalid_request_error",
+                param="dimensions",
+            )
+        return requested
+
+    def _rate_limit(self, tokens: int, model: str | None) -> Response | None:
+        where = f"for {model} in organization {ORGANIZATION} on tokens per min (TPM)"
+        if self._tokens and self.too_large_429 and tokens > self._tokens.capacity:
+            # The real API's answer to a request no wait can make fit: no retry-after.
+            return self._error(
+                429,
+                f"Request too large {where}: Limit {int(self._tokens.capacity)}, Requested {tokens}. "
+                "The input or output tokens must be reduced in order to run successfully. "
+                "Visit https://platform.openai.com/account/rate-limits to learn more.",
+                "tokens",
+                "rate_limit_exceeded",
+            )
         waits = []
         for bucket, amount in ((self._requests, 1), (self._tokens, tokens)):
             if bucket:
@@ -348,9 +447,15 @@ class EmbeddingSimulator:
                 waits.append(bucket.seconds_until(amount))
         wait = max(waits, default=0.0)
         if wait > 0:
+            limit = (
+                f"{where}: Limit {int(self._tokens.capacity)}, Used {int(self._tokens.capacity - self._tokens.level)}, "
+                f"Requested {tokens}"
+                if self._tokens
+                else f"for {model} in organization {ORGANIZATION} on requests per min (RPM)"
+            )
             return self._error(
                 429,
-                f"Rate limit reached. Please try again in {wait:.3f}s.",
+                f"Rate limit reached {limit}. Please try again in {wait:.3f}s.",
                 "tokens",
                 "rate_limit_exceeded",
                 headers={"retry-after-ms": str(int(wait * 1000) + 1), "retry-after": str(int(wait) + 1)},
@@ -404,15 +509,34 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=50.0)
     parser.add_argument("--rpm", type=int)
     parser.add_argument("--tpm", type=int)
+    parser.add_argument("--dimensions", type=int, default=1536, help="the model's native size")
+    parser.add_argument("--model", help="serve only this model name (default: any name)")
+    parser.add_argument("--dimensions-param", choices=DIMENSIONS_PARAM, default="accept")
+    parser.add_argument("--unknown-model-status", type=int, default=400)
+    parser.add_argument("--max-batch", type=int, help="answer 413 to requests of more inputs (TEI)")
+    parser.add_argument(
+        "--no-too-large-429",
+        dest="too_large_429",
+        action="store_false",
+        help="let a request above the TPM limit wait instead of answering 429 Request too large",
+    )
+    parser.add_argument("--revoke-key-after", type=int, help="answer 401 after this many requests")
     args = parser.parse_args()
     sim = EmbeddingSimulator(
         args.api_key,
+        dimensions=args.dimensions,
         latency_ms=args.latency_ms,
         per_token_ms=args.per_token_ms,
         jitter_ms=args.jitter_ms,
         rpm=args.rpm,
         tpm=args.tpm,
         port=args.port,
+        model=args.model,
+        dimensions_param=args.dimensions_param,
+        unknown_model_status=args.unknown_model_status,
+        max_batch=args.max_batch,
+        too_large_429=args.too_large_429,
+        revoke_key_after=args.revoke_key_after,
     ).start()
     # uvicorn listens for signals only on the main thread, and its server runs on another one: stop it
     # here on SIGTERM or Ctrl-C, so open connections are closed and the exit status is 0.
