@@ -76,7 +76,9 @@ def test_entries_expire_a_ttl_after_their_last_use_not_their_creation(cache, clo
     for _ in range(3):  # three weeks, each entry but one used every six days
         clock.now += 6 * DAY
         assert cache.get_many([used]).keys() == {used}
-        assert cache.renew([renewed, "absent"]) == {renewed: len(vector(3))}  # sizes only, renewed all the same
+        assert cache.renew([renewed, "absent"]) == {
+            renewed: len(vector(3))
+        }  # sizes only, renewed all the same
     assert cache.get_many([unused]) == {}  # unused for 18 days: expired, a miss
     assert cache.prune() == 1 and cache.stats()["entries"] == 2
     clock.now += 7 * DAY  # now the others are unused for a whole TTL too

@@ -186,7 +186,7 @@ def test_the_assets_learn_the_size_say_it_and_write_without_the_api(corpus_env, 
 
     from indexer_pipeline.definitions import defs
 
-    from .test_assets import ASSETS, checks, metadata
+    from .test_assets import ASSETS, INDEX, checks, metadata
 
     monkeypatch.delenv("EMBEDDING_DIMENSIONS")  # nobody tells the product the model's size
     monkeypatch.setenv("EMBEDDING_MODEL", "nomic-embed-text")
@@ -201,7 +201,11 @@ def test_the_assets_learn_the_size_say_it_and_write_without_the_api(corpus_env, 
         assert meta["dimensions"] == TEST_DIMENSIONS and "64-d" in meta["model"]
         simulator.api_key = "sk-revoked"  # the write step must not need the API to know the size
         written = dg.materialize(
-            ASSETS, instance=instance, resources=resources, partition_key=unit, selection=[ASSETS[2]]
+            INDEX,
+            instance=instance,
+            resources=resources,
+            partition_key=unit,
+            selection=dg.AssetSelection.assets(ASSETS[2]) | dg.AssetSelection.checks_for_assets(ASSETS[2]),
         )
         assert written.success and checks(written)["vectors_valid"].passed
         assert checks(written)["points_match_chunks"].passed
