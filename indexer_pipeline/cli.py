@@ -16,7 +16,7 @@ from .catalog import HeldDeletion
 from .config import PositiveInt, Settings
 from .corpus import CorpusError
 from .deletion_guard import CONFIRM_HINT, confirm_held, look, sync_deletions
-from .embeddings import EmbeddingAuthError
+from .embeddings import EmbeddingError
 from .pipeline import Indexer
 from .vectorstore.base import StoreBusyError, VectorStoreError
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()  # every setting checked before any work (SettingsError)
         with Indexer(settings, log=lambda m: print(m, file=sys.stderr)) as ix:
             return COMMANDS[args.command](ix, args)
-    except (CorpusError, StoreBusyError, EmbeddingAuthError, VectorStoreError, ValueError, KeyError) as exc:
+    except (CorpusError, StoreBusyError, EmbeddingError, VectorStoreError, ValueError) as exc:
         print(f"indexer-pipeline: {exc}", file=sys.stderr)
         return 2
 
@@ -76,7 +76,7 @@ def cmd_index(ix: Indexer, args) -> int:
         by_key = {u.key: u for u in units}
         missing = [k for k in args.unit if k not in by_key]
         if missing:
-            raise KeyError(f"no such unit: {', '.join(missing)}")
+            raise ValueError(f"no such unit: {', '.join(missing)}")
         units = [by_key[k] for k in args.unit]
     with tqdm(total=3 * len(units), unit="step", desc="indexing", file=sys.stderr) as bar:
         read, embedded, written = ix.index(units, progress=bar.update)

@@ -203,3 +203,12 @@ def test_index_with_a_missing_root_deletes_nothing_and_says_why(corpus_env, caps
     assert f"corpus root {root} is missing (unmounted, moved or renamed?)" in err
     assert f"{len(before)} units are kept in the index" in err
     assert _points_by_unit(corpus_env) == before
+
+
+def test_a_model_the_server_does_not_serve_is_one_line_and_exit_2(corpus_env, simulator, capsys, monkeypatch):
+    """Every request refused (a model name the server does not know): a clear line, no traceback."""
+    simulator.model = "nomic-embed-text"
+    monkeypatch.setenv("EMBEDDING_MODEL", "no-such-model")
+    assert main(["index", "--unit", "doc-docs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("indexer-pipeline: ") and "EMBEDDING_MODEL" in err
