@@ -166,12 +166,12 @@ def remove_absent(ix: Indexer, keys: list[str], view: CorpusView) -> Removal:
 
 def confirm_held(ix: Indexer, view: CorpusView, keys: list[str] | None = None) -> Removal:
     """A person's confirmation: delete the held units (all, or `keys`) that are still absent; units back in
-    the corpus are kept and their holds released. A key that is not held is an error (KeyError)."""
+    the corpus are kept and their holds released. A key that is not held is an error (ValueError)."""
     held = ix.catalog.held_deletions()
     chosen = list(keys) if keys else list(held)
     not_held = [k for k in chosen if k not in held]
     if not_held:
-        raise KeyError(f"no deletion is held for: {', '.join(not_held)}")
+        raise ValueError(f"no deletion is held for: {', '.join(not_held)}")
     back = [k for k in chosen if k in view.keys]
     gone = [k for k in chosen if k not in view.keys]
     ix.catalog.release_holds(back)
