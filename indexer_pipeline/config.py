@@ -152,7 +152,10 @@ class Settings(BaseModel):
         shown_default="`text-embedding-3-small` (openai) / `all-MiniLM-L6-v2` (local)",
     )
     embedding_dimensions: PositiveInt | None = setting(
-        "EMBEDDING_DIMENSIONS", None, "reduced dimension, for models that offer one", resource=True
+        "EMBEDDING_DIMENSIONS",
+        None,
+        "reduced dimension, sent only when set; else the published size (OpenAI) or the size of the server's first answer",
+        resource=True,
     )
     # The engine's limits: OpenAI Tier 1 for text-embedding-3-small by default.
     rpm_limit: PositiveInt = setting(
