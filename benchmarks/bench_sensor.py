@@ -8,8 +8,9 @@ requested: exactly 20, where the old single range from the first to the last cha
 nearly all of them). Prints medians of 3 repetitions; asserts nothing.
 
 `--runs N` also runs the requested runs for real (in-process, on a Dagster test instance, against
-the simulator) on an indexed corpus of N units with 20 changes spread, and compares partitions
-materialized and seconds with the old single range run.
+the simulator) on an indexed corpus of N units with 20 changes spread: exactly the changed units
+(INDEXER_SENSOR_RANGE_GAP=0), the sensor's default (changes joined across gaps of up to 25 unchanged
+units), and the old single range; partitions materialized and seconds.
 
     .venv/bin/python benchmarks/bench_sensor.py [--sizes 1000 10000] [--runs 200]
 """
@@ -168,7 +169,9 @@ def run_requests_for_real(units: int) -> None:
         )
         return time.perf_counter() - start
 
-    for strategy in ("exact (this sensor)", "old single range"):
+    # INDEXER_SENSOR_RANGE_GAP: 0 requests exactly the changed units; the default joins small gaps.
+    for strategy, gap in (("exact (gap 0)", "0"), ("this sensor (gap 25)", "25"), ("old single range", "0")):
+        os.environ["INDEXER_SENSOR_RANGE_GAP"] = gap
         with (
             tempfile.TemporaryDirectory() as tmp,
             EmbeddingSimulator(dimensions=256) as sim,
@@ -196,7 +199,7 @@ def run_requests_for_real(units: int) -> None:
             inputs = sim.stats()["inputs"]
             seconds = sum(execute(instance, keys) for keys in runs)
             print(
-                f"{units:>7}  {strategy:<22} {len(runs):>4} runs  {sum(map(len, runs)):>5} partitions materialized"
+                f"{units:>7}  {strategy:<24} {len(runs):>4} runs  {sum(map(len, runs)):>5} partitions materialized"
                 f"  {seconds:7.1f} s  {sim.stats()['inputs'] - inputs} chunks embedded"
             )
 

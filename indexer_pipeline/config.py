@@ -206,10 +206,10 @@ class Settings(BaseModel):
     sensor_interval_s: PositiveInt = setting(
         "INDEXER_SENSOR_INTERVAL_S", 30, "seconds between ticks of `corpus_change_sensor` (read at load)"
     )
-    sensor_max_runs: PositiveInt = setting(
-        "INDEXER_SENSOR_MAX_RUNS",
-        10,
-        "most index runs one tick requests for changed units (the smallest gaps between changes close first)",
+    sensor_range_gap: NonNegativeInt = setting(
+        "INDEXER_SENSOR_RANGE_GAP",
+        25,
+        "unchanged units one run may take in to join two changed ones (0: exactly the changed units)",
     )
     freshness_minutes: PositiveFloat = setting(
         "INDEXER_FRESHNESS_MINUTES", 30.0, "`follows_the_corpus` warns when a change waits longer than this"

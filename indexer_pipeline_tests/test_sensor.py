@@ -119,10 +119,11 @@ def test_deleted_unit_leaves_partitions_and_is_removed_from_the_store(world):
     assert run.run_config["ops"]["remove_units"]["config"]["unit_keys"] == ["task-t0"]
 
 
-def test_changed_units_are_requested_exactly_never_the_unchanged_between_them(world):
-    """Item 12: changes spread over the partitions go out as runs of exactly the changed units;
-    neighbouring changed units share one range run."""
+def test_changed_units_are_requested_exactly_never_the_unchanged_between_them(world, monkeypatch):
+    """Item 12: with INDEXER_SENSOR_RANGE_GAP=0, changes spread over the partitions go out as runs of
+    exactly the changed units; neighbouring changed units share one range run."""
     corpus, resource, instance = world
+    monkeypatch.setenv("INDEXER_SENSOR_RANGE_GAP", "0")
     for i in range(3, 20):
         write_task(corpus, f"t{i:02d}", f"task number {i}")
     tick(instance, resource)
@@ -145,12 +146,12 @@ def test_changed_units_are_requested_exactly_never_the_unchanged_between_them(wo
     assert [r.run_key for r in tick(instance, resource).run_requests] == [r.run_key for r in runs]
 
 
-def test_scattered_changes_cost_a_bounded_number_of_runs_smallest_gaps_closed_first():
-    """More stretches of changes than INDEXER_SENSOR_MAX_RUNS become that many ranges, closing the
-    smallest gaps between stretches first; every changed unit is in exactly one run."""
+def test_changes_join_one_run_only_across_small_gaps():
+    """Stretches of changed units join across at most INDEXER_SENSOR_RANGE_GAP unchanged ones; every
+    changed unit is in exactly one run, and no run takes in a larger gap."""
     partitions = [f"u{i:03d}" for i in range(100)]
     changed = [f"u{i:03d}" for i in (1, 3, 10, 11, 30, 31, 32, 33, 60, 62, 90)]
-    assert stretches(changed, partitions, max_runs=100) == [
+    assert stretches(changed, partitions, max_gap=0) == [
         ["u001"],
         ["u003"],
         ["u010", "u011"],
@@ -159,12 +160,19 @@ def test_scattered_changes_cost_a_bounded_number_of_runs_smallest_gaps_closed_fi
         ["u062"],
         ["u090"],
     ]
-    # Gaps between the 7 stretches: 2, 7, 19, 27, 2, 28 positions; the four smallest close.
-    groups = stretches(changed, partitions, max_runs=3)
-    assert [(g[0], g[-1]) for g in groups] == [("u001", "u033"), ("u060", "u062"), ("u090", "u090")]
-    assert groups[0] == partitions[1:34]
-    flat = [k for g in groups for k in g]
-    assert len(flat) == len(set(flat)) and set(changed) <= set(flat)
+    # Gaps between those stretches: 1, 6, 18, 26, 1 and 27 unchanged units.
+    groups = stretches(changed, partitions, max_gap=6)
+    assert [(g[0], g[-1]) for g in groups] == [
+        ("u001", "u011"),
+        ("u030", "u033"),
+        ("u060", "u062"),
+        ("u090", "u090"),
+    ]
+    assert groups[0] == partitions[1:12]
+    assert [(g[0], g[-1]) for g in stretches(changed, partitions, max_gap=26)] == [
+        ("u001", "u062"),
+        ("u090", "u090"),
+    ]
 
 
 def test_a_tick_records_when_it_detected_a_change_for_the_freshness_check(world, monkeypatch):

@@ -28,7 +28,7 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, indexer: IndexerRes
     # The date in the run key lets tonight re-request a change whose earlier run failed.
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return change_requests(
-        changed, fingerprints, partitions, f"reconcile-{day}:", indexer.settings().sensor_max_runs
+        changed, fingerprints, partitions, f"reconcile-{day}:", indexer.settings().sensor_range_gap
     )
 
 
