@@ -378,7 +378,8 @@ class Indexer:
         for i, ck in enumerate(keys):
             vector = outcome.vectors[i]
             if vector is None:
-                reason = outcome.errors.get(i, "no vector returned")
+                # The API may quote its input back: the reason is stored, so it is redacted too.
+                reason = redaction.redact(outcome.errors.get(i, "no vector returned"))[0]
                 errors.update({pid: reason for pid in pending[ck]})
                 report.failed += len(pending[ck])
             else:
@@ -489,7 +490,11 @@ class Indexer:
         the unit that holds the same text (its cache entry expired, only the payload changed); else,
         when no vector exists anywhere (a point deleted by another client), embedded here."""
         needed = {ck for _, ck, _ in changed}
-        vectors = self.cache.get_many(list(needed)) if needed else {}
+        size = (self.embedder.dimensions,)
+        # A cached vector of another size (another model behind the same name) is never written.
+        vectors = (
+            {k: v for k, v in self.cache.get_many(list(needed)).items() if v.shape == size} if needed else {}
+        )
         missing = needed - vectors.keys()
         if not missing:
             return vectors
@@ -502,7 +507,7 @@ class Indexer:
         reused = {}
         for point in store.retrieve(list(by_point), with_vectors=True):
             vector = np.asarray(point.vector, dtype=np.float32)
-            if vector.shape == (self.embedder.dimensions,) and np.all(np.isfinite(vector)) and np.any(vector):
+            if vector.shape == size and np.all(np.isfinite(vector)) and np.any(vector):
                 reused[by_point[str(point.id)]] = vector
         if reused:
             self.cache.put_many(reused)  # in use again: back in the cache
