@@ -140,6 +140,18 @@ def test_freshness_counts_from_when_a_change_was_detected_not_from_file_mtimes(
     assert freshness.follows_the_corpus(indexer=resource).metadata["units_pending"].value == 0
 
 
+def test_freshness_names_a_missing_root_instead_of_failing(indexed_instance, corpus_env):
+    """An unmounted corpus root is a finding of the check, not an error of its run."""
+    from indexer_pipeline.dagster_defs import freshness
+    from indexer_pipeline.definitions import defs
+
+    root = corpus_env.corpus_dirs[0]
+    root.rename(root.with_name("unmounted"))
+    result = freshness.follows_the_corpus(indexer=defs.resources["indexer"])
+    assert not result.passed and f"corpus root {root} is missing" in result.description
+    assert result.metadata["roots_missing"].value == 1
+
+
 # -- the embedding checks measure what their names say ------------------------------------------------
 def test_api_error_rate_does_not_count_the_bisection_of_one_bad_input(
     indexed_instance, corpus_env, simulator

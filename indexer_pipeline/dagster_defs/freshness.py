@@ -12,7 +12,8 @@ import time
 import dagster as dg
 
 from ..catalog import Catalog
-from ..corpus import corpus_fingerprints
+from ..corpus import unit_fingerprint
+from ..deletion_guard import look
 from .resources import IndexerResource
 
 clock = time.time  # module-level, so a test can move it
@@ -24,7 +25,8 @@ clock = time.time  # module-level, so a test can move it
 def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
     settings = indexer.settings()
     window_s = settings.freshness_minutes * 60
-    fingerprints = corpus_fingerprints(settings.corpus_dirs)
+    view = look(settings.corpus_dirs)  # a missing root is reported here, not raised
+    fingerprints = {unit.key: unit_fingerprint(unit) for unit in view.units}
     now = clock()
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
@@ -32,16 +34,21 @@ def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
     waiting = {unit: now - seen for unit, seen in first_seen.items()}
     stale = sorted((k for k, age in waiting.items() if age > window_s), key=waiting.get, reverse=True)
     oldest_min = max(waiting.values(), default=0.0) / 60
+    missing = "".join(
+        f"corpus root {root} is missing (unmounted, moved or renamed?); " for root in view.missing
+    )
     return dg.AssetCheckResult(
-        passed=not stale,
+        passed=not stale and not view.missing,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "units_pending": len(waiting),
             "units_stale": len(stale),
             "oldest_pending_minutes": round(oldest_min, 1),
             "window_minutes": window_s / 60,
+            "roots_missing": len(view.missing),
         },
-        description=(
+        description=missing
+        + (
             f"{len(waiting)} units pending, none older than {window_s / 60:g} min."
             if not stale
             else f"{len(stale)} units wait longer than {window_s / 60:g} min (oldest {oldest_min:.0f} min): "
