@@ -29,9 +29,6 @@ from .models import SourceUnit
 if TYPE_CHECKING:
     from .pipeline import Indexer
 
-# One decision may delete at most this share of the indexed units and at most this many units,
-# whichever is smaller, and always one unit. The share protects small corpora, the count bounds what a
-# large one can lose at once; a confirmation costs one command, a wrong deletion costs a re-embedding.
 CONFIRM_HINT = (
     "if they are really gone, run `indexer-pipeline confirm-deletions` (or launch confirm_deletions_job "
     "in the UI); if their folder comes back, the holds clear by themselves"
@@ -39,7 +36,9 @@ CONFIRM_HINT = (
 
 
 def delete_limits() -> tuple[float, int]:
-    """(share, units): the bound on one decision's deletions."""
+    """(share, units): one decision may delete at most this share of the indexed units and at most this
+    many, whichever is smaller, and always one. The share protects small corpora, the count bounds what
+    a large one can lose at once; a confirmation costs one command, a wrong deletion a re-embedding."""
     return Settings.read("max_delete_share"), Settings.read("max_delete_units")
 
 
