@@ -1,8 +1,9 @@
 """search.py through the real stores: rows grouped by task or document, every filter of the old tool,
 the modes, and degraded mode when the query cannot be embedded.
 
-One Qdrant Edge store in a temporary folder holds the sample corpus, plus a Cline task whose command
-failed and a second corpus root, indexed through the embeddings simulator once for the module.
+A store holds the sample corpus, plus a Cline task whose command failed and a second corpus root,
+indexed through the embeddings simulator once per backend: Qdrant Edge in a temporary folder, and
+qdrant-client `:memory:` (the server's code path).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def _failing_task(folder) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
+@pytest.fixture(scope="module", params=["edge", "qdrant-client-memory"])
+def indexed(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("search")
     corpus, other = tmp / "corpus", tmp / "other-root"
     shutil.copytree(SAMPLE_CORPUS, corpus)
@@ -72,6 +73,7 @@ def indexed(tmp_path_factory):
             openai_api_key=sim.api_key,
             openai_base_url=sim.base_url,
             embedding_dimensions=TEST_DIMENSIONS,
+            qdrant_url=":memory:" if request.param == "qdrant-client-memory" else None,
         )
         with Indexer(settings) as ix:
             _, _, written = ix.index(ix.units())
