@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -29,9 +29,11 @@ def test_index_then_search_and_status(corpus_env, capsys):
     assert "task-d1f1aec9" in table.splitlines()[0]  # the Kubernetes task ranks first
 
     assert main(["search", "docker image", "--json", "--task", SECRET_TASK, "--role", "user"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows and all(r["task_id"] == SECRET_TASK and r["role"] == "user" for r in rows)
-    assert all("sk-proj-FAKE" not in r["text"] for r in rows)
+    found = json.loads(capsys.readouterr().out)
+    hits = [h["payload"] for h in found["hits"]]
+    assert hits and all(h["task_id"] == SECRET_TASK and h["role"] == "user" for h in hits)
+    assert all("sk-proj-FAKE" not in h["text"] for h in hits)
+    assert [r["unit"] for r in found["rows"]] == [f"task-{SECRET_TASK}"]
 
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -127,19 +129,72 @@ def test_status_prints_the_cache_for_people(corpus_env, capsys):
     assert re.fullmatch(r"embedding cache +[\d,]+ entries, [\d.]+ (B|KB|MB|GB)", cache), cache
 
 
-def test_a_hit_is_one_line_with_score_title_unit_role_and_date(corpus_env, capsys):
+def test_a_row_is_one_line_per_task_with_its_snippets_and_roles_under_it(corpus_env, capsys):
     assert main(["index", "--unit", f"task-{SECRET_TASK}"]) == 0
     capsys.readouterr()
-    assert main(["search", "docker image size", "--task", SECRET_TASK, "--limit", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert main(["search", "docker image size", "--task", SECRET_TASK, "--limit", "3"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    heads = lines[::2]  # each hit: its line, then its indented snippet
-    assert len(heads) == len(rows) > 0 and all(line.startswith("        ") for line in lines[1::2])
-    for head, row in zip(heads, rows):
-        date = dt.datetime.fromtimestamp(row["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%d")
-        assert head.split("  ")[1:] == [row["title"], row["unit"], row["role"], date]
-        assert head.count(SECRET_TASK) == 1  # the unit names the task, once
+    assert main(["search", "docker image size", "--task", SECRET_TASK, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert main(["search", "docker image size", "--task", SECRET_TASK]) == 0
+    head, *snippets = capsys.readouterr().out.splitlines()
+
+    [row] = found["rows"]  # one task: one row, however many of its messages match
+    assert (found["mode"], found["degraded"]) == ("hybrid", None) and len(found["hits"]) > 1
+    date = row["date"][:10]
+    assert head.split("  ")[1:] == [
+        row["title"],
+        row["unit"],
+        "/home/sam/projects/ticket-triage",
+        date,
+        "code",
+    ]
+    assert snippets == [f"        {s['role']}: {s['text']}" for s in row["snippets"]]
+    assert {s["role"] for s in row["snippets"]} <= {"user", "assistant"} and len(snippets) > 1
+
+
+def test_degraded_search_says_so_on_stderr_and_exits_0(corpus_env, capsys, monkeypatch):
+    assert main(["index", "--unit", f"task-{SECRET_TASK}"]) == 0
+    capsys.readouterr()
+    with socket.socket() as s:  # a port nobody listens on: the embedding API is down
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{s.getsockname()[1]}/v1")
+
+    assert main(["search", "docker image size", "--json"]) == 0
+    captured = capsys.readouterr()
+    found = json.loads(captured.out)
+    assert found["mode"] == "text" and found["rows"]
+    assert found["degraded"].startswith("embedding API unreachable: ")
+    assert captured.err == f"indexer-pipeline: degraded search (text only): {found['degraded']}\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--since", "last tuesday"], "since must be an ISO date or time"),
+        (["--kind", "folder"], "kind must be task or document (got 'folder')"),
+        (["--role", "bot"], "role must be one of user, assistant (got 'bot')"),
+    ],
+)
+def test_a_bad_filter_value_is_one_line_and_exit_2(corpus_env, capsys, flags, error):
+    assert main(["search", "anything", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"indexer-pipeline: {error}") and err.count("\n") == 1
+    assert not corpus_env.data_dir.exists()  # checked before any work
+
+
+def test_search_json_piped_into_head_ends_quietly(corpus_env, capsys):
+    assert main(["index"]) == 0
+    capsys.readouterr()
+    assert main(["search", "build fails error", "--limit", "300", "--ungrouped", "--json"]) == 0
+    assert len(capsys.readouterr().out) > 2 * 65536  # more than a pipe holds: the reader leaves first
+
+    done = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m indexer_pipeline.cli search 'build fails error' --limit 300 --ungrouped --json"
+         " | head -1; exit ${PIPESTATUS[0]}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "{\n", "")
 
 
 def test_search_limit_must_be_a_positive_integer(corpus_env, capsys):
