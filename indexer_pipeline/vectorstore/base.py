@@ -108,6 +108,18 @@ class Range:
 Filters = dict[str, object]
 
 
+def split_vector(vector) -> tuple[list[float] | None, SparseVector | None]:
+    """(dense, sparse) of a record's vector as either engine returns it: a plain list while the
+    point has the dense vector only, else a dict by vector name ("" is the dense one)."""
+    if not isinstance(vector, dict):
+        return (list(vector) if vector is not None else None), None
+    dense, sparse = vector.get(""), vector.get(SPARSE_VECTOR)
+    return (
+        list(dense) if dense is not None else None,
+        SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+    )
+
+
 @dataclass
 class StoredPoint:
     id: str  # UUID string

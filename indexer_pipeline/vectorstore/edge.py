@@ -47,6 +47,7 @@ from .base import (
     prefetch_limit,
     scroll_hashes,
     scroll_pages,
+    split_vector,
 )
 
 VECTOR = ""  # the shard's unnamed dense vector
@@ -117,18 +118,6 @@ def _filter(
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _split(vector) -> tuple[list[float] | None, SparseVector | None]:
-    """(dense, sparse) of a record's vector: a list while the shard has the dense vector only."""
-    if not isinstance(vector, dict):
-        return (list(vector) if vector is not None else None), None
-    sparse = vector.get(SPARSE_VECTOR)
-    dense = vector.get(VECTOR)
-    return (
-        list(dense) if dense is not None else None,
-        SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
-    )
 
 
 def _hits(points) -> list[SearchHit]:
@@ -303,7 +292,7 @@ class EdgeStore:
             return []
         points = []
         for r in self._shard.retrieve(list(ids), True, with_vectors):
-            dense, sparse = _split(r.vector) if with_vectors else (None, None)
+            dense, sparse = split_vector(r.vector) if with_vectors else (None, None)
             points.append(StoredPoint(str(r.id), dense, r.payload or {}, sparse))
         return points
 
@@ -323,8 +312,6 @@ class EdgeStore:
     def _query(
         self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: qe.Filter | None
     ) -> list[SearchHit]:
-        if self._shard is None or limit <= 0:
-            return []
         nearest = []
         if dense is not None:
             nearest.append(qe.Query.Nearest(list(dense)))
@@ -332,6 +319,8 @@ class EdgeStore:
             nearest.append(qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR))
         if not nearest:
             raise ValueError("query needs a dense vector, a sparse vector, or both")
+        if self._shard is None or limit <= 0:
+            return []
         if len(nearest) == 1:
             request = qe.QueryRequest(
                 limit=limit, query=nearest[0], filter=where, with_payload=True, with_vector=False
@@ -409,8 +398,9 @@ class _Groups:
 
     def next_round(self) -> tuple[list, list]:
         """(must_not, must) conditions of the next round."""
-        held = [h.id for hits in self.found.values() for h in hits]
-        must_not = [qe.HasIdCondition(set(held))] if held else []
+        held = {h.id for hits in self.found.values() for h in hits}
+        # Points without the field belong to no group (as on the server): never fetched.
+        must_not = [qe.IsEmptyCondition(self.group_by)] + ([qe.HasIdCondition(held)] if held else [])
         if len(self.found) >= self.groups:
             return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchAny(self._open()))]
         full = [k for k in self.found if k not in self._open()]
@@ -419,7 +409,7 @@ class _Groups:
     def add(self, hits: list[SearchHit]) -> None:
         for hit in hits:
             key = hit.payload.get(self.group_by)
-            if key is None or isinstance(key, list):  # a group is one value of the field
+            if isinstance(key, list):  # a group is one value of the field
                 continue
             if key in self.found:
                 if len(self.found[key]) < self.group_size:

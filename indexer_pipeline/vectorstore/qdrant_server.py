@@ -31,6 +31,7 @@ from .base import (
     prefetch_limit,
     scroll_hashes,
     scroll_pages,
+    split_vector,
 )
 
 SCROLL_PAGE = 1024
@@ -59,18 +60,6 @@ def _filter(filters: Filters | None) -> models.Filter | None:
 
 def _sparse(vector: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _split(vector) -> tuple[list[float] | None, SparseVector | None]:
-    """(dense, sparse) of a record's vector: a plain list when the point has the dense vector only."""
-    if not isinstance(vector, dict):
-        return (list(vector) if vector is not None else None), None
-    sparse = vector.get(SPARSE_VECTOR)
-    dense = vector.get("")
-    return (
-        list(dense) if dense is not None else None,
-        SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
-    )
 
 
 def _hits(points) -> list[SearchHit]:
@@ -268,7 +257,7 @@ class ServerStore:
         )
         points = []
         for r in records:
-            dense, sparse = _split(r.vector) if with_vectors else (None, None)
+            dense, sparse = split_vector(r.vector) if with_vectors else (None, None)
             points.append(StoredPoint(str(r.id), dense, r.payload or {}, sparse))
         return points
 
