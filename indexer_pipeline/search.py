@@ -92,8 +92,16 @@ def search(ix: Indexer, request: SearchRequest) -> SearchResult:
         dense, degraded = query_vector(ix.settings, query)
         if dense is None:
             mode = "text"
-    sparse = bm25_query(query) if mode != "dense" else None
     store = ix.store(wait_s=ix.settings.store_wait_s)
+    if mode != "dense" and store.sparse_modifier() is None:
+        # A collection written before BM25 gains it at its next index run; until then only dense answers.
+        if dense is None:
+            raise SearchRequestError(
+                "this collection has no BM25 side yet (the next index run adds it) and the query could "
+                f"not be embedded: {degraded}"
+            )
+        mode = "dense"
+    sparse = bm25_query(query) if mode != "dense" else None
     if request.group:
         groups = _grouped(store, dense, sparse, request.limit, filters)
         rows = [_row(g.hits, query) for g in groups]

@@ -263,3 +263,25 @@ def test_degraded_mode_when_the_key_is_missing_or_rejected(indexed, key):
     assert result.degraded.startswith("embedding API key missing or rejected: ")
     assert "sk-wrong" not in result.degraded
     assert sim.stats()["requests"] - before == (0 if key is None else 1)
+
+
+def test_a_collection_from_before_bm25_is_searched_dense_until_its_next_index_run(tmp_path, simulator):
+    """A store written by the code before issue 11 (dense only) still answers: hybrid falls back to dense
+    and says so in the mode; with the dense side unavailable too, one clear error."""
+    from .test_vectorstore_migration import legacy_points, make_legacy_edge
+
+    settings = Settings.from_env(
+        data_dir=tmp_path / "data",
+        embedding_provider="openai",
+        openai_api_key=simulator.api_key,
+        openai_base_url=simulator.base_url,
+        embedding_dimensions=TEST_DIMENSIONS,
+    )
+    settings.edge_path.parent.mkdir(parents=True)
+    make_legacy_edge(settings.edge_path, legacy_points())
+    with Indexer(settings) as ix:
+        result = search(ix, SearchRequest("ledger reconciliation", mode="hybrid", group=False))
+        assert result.mode == "dense" and result.hits
+        down = _indexer(ix, openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+        with pytest.raises(SearchRequestError, match="no BM25 side yet"):
+            search(down, SearchRequest("ledger reconciliation", mode="hybrid"))
