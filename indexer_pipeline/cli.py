@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
+import os
 import sys
-import textwrap
 
 from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
@@ -18,9 +17,8 @@ from .corpus import CorpusError
 from .deletion_guard import CONFIRM_HINT, confirm_held, look, sync_deletions
 from .embeddings import EmbeddingError
 from .pipeline import Indexer
+from .search import DEFAULT_MODE, MODES, SearchRequest, search
 from .vectorstore.base import StoreBusyError, VectorStoreError
-
-FILTERS = {"unit": "unit", "workspace": "workspace", "task": "task_id", "role": "role"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,12 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_confirm.add_argument("--unit", action="append", help="a held unit key (repeatable); default: all held")
 
-    p_search = sub.add_parser("search", help="search the index by meaning")
+    p_search = sub.add_parser(
+        "search", help="search the index: one row per task or document, with its best snippets"
+    )
     p_search.add_argument("query")
-    p_search.add_argument("--limit", type=positive_int, default=10)
-    for flag in FILTERS:
-        p_search.add_argument(f"--{flag}", help=f"only results whose {FILTERS[flag]} is exactly this")
-    p_search.add_argument("--json", action="store_true", help="machine-readable output")
+    p_search.add_argument(
+        "--mode", choices=MODES, default=DEFAULT_MODE, help=f"default {DEFAULT_MODE}; text is BM25 alone"
+    )
+    p_search.add_argument("--limit", type=positive_int, default=10, help="rows (tasks or documents)")
+    p_search.add_argument("--workspace", help='exactly this workspace; "all" or "*": every one')
+    p_search.add_argument("--task", help="one task id")
+    p_search.add_argument("--role", help="user or assistant")
+    p_search.add_argument("--kind", help="task or document")
+    p_search.add_argument("--agent-mode", dest="mode_filter", help="the agent's mode (code, architect…)")
+    p_search.add_argument("--since", help="ISO date or time, or an age: 7d, 12h, 30m")
+    p_search.add_argument("--until", help="ISO date (the whole day) or time, or an age")
+    p_search.add_argument("--tool", help="messages that called or answered this tool (read_file…)")
+    p_search.add_argument(
+        "--has-errors", action="store_true", default=None, help="messages where a tool reported an error"
+    )
+    p_search.add_argument("--root", dest="source_root", help="one corpus root")
+    p_search.add_argument("--unit", help="one source unit key")
+    p_search.add_argument("--ungrouped", action="store_true", help="one row per matching chunk")
+    p_search.add_argument("--json", action="store_true", help='{"mode", "degraded", "rows", "hits"}')
 
     p_status = sub.add_parser("status", help="units, documents, points, cache and rejected files")
     p_status.add_argument("--json", action="store_true")
@@ -122,33 +137,41 @@ def _held_report(held: dict[str, HeldDeletion]) -> str:
     return "\n".join(lines)
 
 
+# SearchRequest's fields that the search subcommand's arguments fill, under the same names.
+SEARCH_FIELDS = (
+    "query", "mode", "limit", "workspace", "task", "role", "kind", "mode_filter", "since", "until", "tool",
+    "has_errors", "source_root", "unit",
+)  # fmt: skip
+
+
 def cmd_search(ix: Indexer, args) -> int:
-    filters = {FILTERS[f]: getattr(args, f) for f in FILTERS if getattr(args, f)}
-    hits = ix.search(args.query, limit=args.limit, filters=filters or None)
-    if args.json:
-        rows = [{"score": round(h.score, 4), "id": h.id, **h.payload} for h in hits]
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
-        print()
-        return 0
-    if not hits:
-        print("no results")
-        return 0
-    width = shutil.get_terminal_size((120, 20)).columns
-    for h in hits:
-        print(hit_line(h.score, h.payload))
-        snippet = " ".join(h.payload.get("text", "").split())
-        print(textwrap.indent(textwrap.shorten(snippet, width=max(40, width - 10) * 2), "        "))
+    request = SearchRequest(group=not args.ungrouped, **{f: getattr(args, f) for f in SEARCH_FIELDS})
+    result = search(ix, request)
+    if result.degraded:
+        print(f"indexer-pipeline: degraded search ({result.mode} only): {result.degraded}", file=sys.stderr)
+    try:
+        if args.json:
+            out = {"mode": result.mode, "degraded": result.degraded, "rows": result.rows, "hits": result.hits}
+            json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+            print()
+        elif not result.rows:
+            print("no results")
+        else:
+            for row in result.rows:
+                print(row_line(row))
+                for s in row["snippets"]:
+                    print(f"        {s['role'] or row['kind']}: {s['text']}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error. Python's own flush at exit would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def hit_line(score: float, payload: dict) -> str:
-    """Score, title, unit, role and date of one hit: what a person needs to pick a result."""
-    title = payload.get("title") or payload.get("path", "")
-    fields = [f"{score:6.3f}", title, payload.get("unit", "")]
-    if payload.get("role"):
-        fields.append(payload["role"])
-    if isinstance(payload.get("timestamp"), int):  # Roo Code / Cline: milliseconds since the epoch
-        fields.append(dt.datetime.fromtimestamp(payload["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%d"))
+def row_line(row: dict) -> str:
+    """Score, title, unit, workspace, date and mode of one row: what a person needs to pick a result."""
+    fields = [f"{row['score']:6.3f}", row["title"] or "", row["unit"] or ""]
+    fields += [v for v in (row["workspace"], (row["date"] or "")[:10], row["mode"]) if v]
     return "  ".join(fields)
 
 

@@ -126,6 +126,11 @@ class Settings(BaseModel):
     store_wait_s: NonNegativeFloat = setting(
         "INDEXER_STORE_WAIT_S", 10.0, "how long `search`/`status` wait for an embedded store held by a run"
     )
+    search_embed_timeout_s: PositiveFloat = setting(
+        "INDEXER_SEARCH_EMBED_TIMEOUT_S",
+        2.0,
+        "seconds `search` waits for the query's embedding, never retried, before it answers from BM25 alone",
+    )
 
     # -- embeddings
     embedding_provider: Literal["auto", "openai", "local"] = setting(

@@ -570,16 +570,13 @@ class Indexer:
         )
 
     # -- reading the index ------------------------------------------------------------------------
-    def search(self, query: str, limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
-        if not query.strip():
-            raise ValueError("the search query is empty")
-        outcome = self.embedder.embed([query])
-        vector = outcome.vectors[0]
-        if vector is None:
-            raise RuntimeError(f"the query could not be embedded: {outcome.errors.get(0)}")
-        return self.store(wait_s=self.settings.store_wait_s).search(
-            np.asarray(vector).tolist(), limit=limit, filters=filters
-        )
+    def search(self, query: str, limit: int = 10, **filters) -> list[SearchHit]:
+        """The best hits, ungrouped, in the default mode; `filters` are SearchRequest's (workspace, role…).
+        Search itself lives in search.py, which the CLI calls for grouped rows."""
+        from .search import SearchRequest, search  # search.py reads the index through an Indexer
+
+        result = search(self, SearchRequest(query, limit=limit, group=False, **filters))
+        return [SearchHit(h["id"], h["score"], h["payload"]) for h in result.hits]
 
 
 def _estimated_cost(embedder: Embedder, tokens: int) -> float:

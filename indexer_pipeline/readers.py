@@ -14,6 +14,11 @@ their place), nor the `<environment_details>` block Roo appends to every user me
 context: open tabs, clock, file listing), though the workspace and mode are taken from it when
 `history_item.json` does not say them.
 
+Every task message also says which tools it called or answered (`tool_names`: tool_use blocks, Roo/Cline
+XML tool calls, `[read_file for 'x'] Result:` answers, ui_messages tool asks) and whether a tool result
+in it reports a failure (`has_errors`). Every document, of tasks and trees, names its corpus root
+(`source_root`), so a search can keep to one root.
+
 Trees: one document per Markdown/text/reST/HTML/JSON file, per JSONL line and per CSV row. Files of
 other formats are ignored, not rejected: a tree of code and images is not broken input. Text that is
 not UTF-8 (cp1252 notes from Windows, latin-1, cp1251…) is decoded in the encoding charset-normalizer
@@ -30,6 +35,7 @@ import codecs
 import io
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,6 +111,12 @@ def _reject(content: UnitContent, path: str, reason: str) -> None:
 
 def _without_none(values: dict) -> dict:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def source_root(path: str | os.PathLike) -> str:
+    """A corpus root as documents name it: absolute, as configured (links not resolved), valid UTF-8. The
+    search filter names a root the same way."""
+    return display_text(os.path.abspath(path))
 
 
 def _title(text: str | None) -> str | None:
@@ -196,6 +208,87 @@ class _Message:
     role: str | None
     text: str  # as written, environment details included
     ts: int | None
+    tools: list[str] = field(default_factory=list)  # called or answered in this message, in order
+    error: bool = False  # a tool result in it reports a failure
+
+
+# -- tools and errors in task messages -------------------------------------------------------------
+
+# Roo and Cline answer a tool call with a text block headed `[read_file for 'src/x.py'] Result:`.
+_RESULT_HEAD = re.compile(r"^\[([a-z][a-z0-9_]*)(?: for [^\n]*)?\] Result:", re.MULTILINE)
+# Their older XML tool calls: a top-level `<read_file>…</read_file>` element in the assistant's text (the
+# lazy match consumes the parameters, so `<start_line>` inside is never taken for a tool).
+_XML_CALL = re.compile(r"^[ \t]*<([a-z]+(?:_[a-z]+)+)>.*?</\1>", re.MULTILINE | re.DOTALL)
+_NOT_TOOLS = frozenset({"environment_details", "file_content", "task_progress"})
+# A result that says the tool failed, whatever the tool: it opens with an error, or its status line (the
+# first lines, before any output) reports a failed command.
+_FAILED_OPENING = re.compile(r"\A\s*(?:Error\b|ERROR\b|\[ERROR\]|<error>|The tool execution failed)")
+_FAILED_STATUS = re.compile(
+    r"failed with exit code|\bcommand failed\b|command execution was not successful|exit code:? -?[1-9]",
+    re.IGNORECASE,
+)
+# In a command's output only: a file's contents may hold `error:` or a traceback as plain data.
+_COMMAND_TOOL = re.compile(r"command|bash|shell|terminal|exec", re.IGNORECASE)
+_FAILED_OUTPUT = re.compile(
+    r"^(?:Traceback \(most recent call last\):|\s*(?:error|Error|ERROR)(?:\[[\w-]+\])?: |npm (?:ERR!|error) )",
+    re.MULTILINE,
+)
+STATUS_LINES = 3
+
+
+def _result_failed(tool: str | None, body: str) -> bool:
+    """Whether a tool's result reports a failure. Precise rather than eager: a file read that shows
+    `catch (error)` or `console.error(...)` is no failure."""
+    head = "\n".join(body.lstrip().split("\n", STATUS_LINES)[:STATUS_LINES])
+    if _FAILED_OPENING.search(body) or _FAILED_STATUS.search(head):
+        return True
+    return bool(tool and _COMMAND_TOOL.search(tool) and _FAILED_OUTPUT.search(body))
+
+
+def _text_results(text: str) -> tuple[list[str], bool]:
+    """Tools answered in a user message's text (`[tool for 'x'] Result:` sections), and whether one failed."""
+    heads = list(_RESULT_HEAD.finditer(text))
+    failed = False
+    for head, after in zip(heads, [*heads[1:], None]):
+        body = text[head.end() : after.start() if after else len(text)]
+        failed = failed or _result_failed(head[1], body)
+    return [h[1] for h in heads], failed
+
+
+def _xml_calls(text: str) -> list[str]:
+    return [m[1] for m in _XML_CALL.finditer(text) if m[1] not in _NOT_TOOLS]
+
+
+def _block_tools(block, role: str | None, names: dict[str, str]) -> tuple[list[str], bool]:
+    """The tools one block calls or answers, and whether it reports a failure. `names` maps tool_use ids
+    to tool names, filled as the conversation is read (a result follows its call)."""
+    if isinstance(block, str):
+        block = {"type": "text", "text": block}
+    if not isinstance(block, dict):
+        return [], False
+    kind = block.get("type")
+    if kind == "tool_use":
+        name = _str(block.get("name"))
+        if name and isinstance(block.get("id"), str):
+            names[block["id"]] = name
+        return [name] if name else [], False
+    if kind == "tool_result":
+        name = names.get(block.get("tool_use_id"))
+        content = block.get("content")
+        body = content if isinstance(content, str) else ""
+        if isinstance(content, list):
+            body = "\n\n".join(filter(None, map(_block_text, content)))
+        tools, failed = _text_results(body)  # Roo also heads a tool_result's text this way
+        tools = ([name] if name else []) + tools
+        return tools, block.get("is_error") is True or failed or _result_failed(name, body)
+    text = block.get("text")
+    if not isinstance(text, str):
+        return [], False
+    if role == "assistant":
+        return _xml_calls(text), False
+    if role == "user":
+        return _text_results(text)
+    return [], False
 
 
 def _str(value) -> str | None:
@@ -243,6 +336,7 @@ def _block_text(block) -> str:
 
 def _api_messages(content: UnitContent, f: UnitFile, data: list) -> list[_Message]:
     messages = []
+    names: dict[str, str] = {}  # tool_use id -> tool name, for the results that answer them
     for i, raw in enumerate(data):
         if not isinstance(raw, dict):
             _reject(content, f.rel, f"message {i}: expected an object, found {_json_type(raw)}")
@@ -257,7 +351,10 @@ def _api_messages(content: UnitContent, f: UnitFile, data: list) -> list[_Messag
                 content, f.rel, f"message {i}: content is {_json_type(body)}, not text or a list of blocks"
             )
             continue
-        messages.append(_Message(i, _str(raw.get("role")), text, _timestamp(raw.get("ts"))))
+        role = _str(raw.get("role"))
+        found = [_block_tools(b, role, names) for b in (body if isinstance(body, list) else [text])]
+        tools = list(dict.fromkeys(t for ts, _ in found for t in ts))
+        messages.append(_Message(i, role, text, _timestamp(raw.get("ts")), tools, any(e for _, e in found)))
     return messages
 
 
@@ -293,12 +390,45 @@ def _ui_messages(content: UnitContent, f: UnitFile, data: list) -> list[_Message
         # Roo and Cline record the task itself as the first `say: "text"` entry.
         role = "user" if i == 0 and entry == ("say", "text") else _UI_ROLES.get(entry)
         text = raw.get("text")
+        if messages and raw.get("partial") is not True:  # a tool step belongs to the message before it
+            _ui_tool_step(messages[-1], entry, text)
         if role is None or raw.get("partial") is True or not isinstance(text, str):
             continue
         if entry == ("ask", "followup"):
             text = _followup_text(text)
         messages.append(_Message(i, role, text, _timestamp(raw.get("ts"))))
     return messages
+
+
+_UI_TOOL_ASKS = {
+    "command": "execute_command",
+    "use_mcp_server": "use_mcp_tool",
+    "browser_action_launch": "browser_action",
+}
+_UI_ERRORS = frozenset({("say", "error"), ("say", "diff_error"), ("say", "rooignore_error")})
+
+
+def _ui_tool_step(message: _Message, entry: tuple | None, text) -> None:
+    """Tools and failures the ui_messages record between conversation messages, on the message before."""
+    tool = None
+    if entry == ("ask", "tool") and isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and _str(value.get("tool")):
+            # `readFile` here is `read_file` in the API history: one name for one tool
+            tool = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", value["tool"].strip()).lower()
+    elif entry and entry[0] == "ask":
+        tool = _UI_TOOL_ASKS.get(entry[1])
+    if tool and tool not in message.tools:
+        message.tools.append(tool)
+    if entry in _UI_ERRORS or (
+        entry == ("say", "command_output")
+        and isinstance(text, str)
+        and _result_failed("execute_command", text)
+    ):
+        message.error = True
 
 
 _CONVERSATIONS: tuple[tuple[str, Callable[[UnitContent, UnitFile, list], list[_Message]]], ...] = (
@@ -334,6 +464,7 @@ def _task_metadata(unit: SourceUnit, history: dict | None, files_meta: dict | No
     in_context = (files_meta or {}).get("files_in_context")
     return {
         "kind": "task",
+        "source_root": source_root(unit.root),
         "task_id": display_text(unit.path.name),
         "parent_task_id": _str(history.get("parentTaskId")),
         "root_task_id": _str(history.get("rootTaskId")),
@@ -355,7 +486,14 @@ def _read_task(content: UnitContent, files: list[UnitFile]) -> None:
         text = _ENVIRONMENT.sub("", m.text).strip()
         if not text.replace(IMAGE_NOTE, "").strip():
             continue  # nothing but images and machine context
-        meta = {**task, "role": m.role, "message_index": m.index, "timestamp": m.ts}
+        meta = {
+            **task,
+            "role": m.role,
+            "message_index": m.index,
+            "timestamp": m.ts,
+            "tool_names": m.tools,
+            "has_errors": m.error,
+        }
         content.documents.append(
             Document(f"{key}:m{m.index:05d}", key, source.rel, text, _without_none(meta))
         )
@@ -531,5 +669,11 @@ def _read_tree(content: UnitContent, files: list[UnitFile]) -> None:
             if isinstance(part, _Unreadable):
                 _reject(content, f.rel, str(part))
                 continue
-            meta = {"kind": "tree", "format": fmt, "title": _title(part.title) or name, **part.extra}
+            meta = {
+                "kind": "tree",
+                "source_root": source_root(content.unit.root),
+                "format": fmt,
+                "title": _title(part.title) or name,
+                **part.extra,
+            }
             content.documents.append(Document(f"{key}:{f.ref}{part.suffix}", key, f.rel, part.text, meta))

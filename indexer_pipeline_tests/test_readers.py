@@ -252,6 +252,7 @@ def test_history_item_gives_the_task_metadata(tmp_path):
 
     assert doc.metadata == {
         "kind": "task",
+        "source_root": str(tmp_path),
         "task_id": TASK,
         "parent_task_id": "parent-1",
         "root_task_id": "root-1",
@@ -262,6 +263,8 @@ def test_history_item_gives_the_task_metadata(tmp_path):
         "role": "user",
         "message_index": 0,
         "timestamp": 1700000000000,
+        "tool_names": [],
+        "has_errors": False,
     }
 
 
@@ -295,6 +298,186 @@ def test_a_history_item_without_workspace_is_completed_from_the_conversation(tmp
     assert (doc.metadata["title"], doc.metadata["workspace"], doc.metadata["mode"]) == (
         "Login bug", "/home/u/my proj", "debug"
     )  # fmt: skip
+
+
+# -- tasks: the tools a message calls or answers, and whether one failed ---------------------------
+
+READ_DB = "[read_file for 'src/lib/db.ts'] Result:\n" + "\n".join(
+    [
+        "1 | import { Pool } from 'pg';",
+        "2 | export async function query(sql: string) {",
+        "3 |   try { return await pool.query(sql); }",
+        "4 |   catch (error) { console.error('Error running query', error); throw error; }",
+        "5 | }",
+    ]
+)
+
+
+def by_index(content) -> dict[int, dict]:
+    return {d.metadata["message_index"]: d.metadata for d in content.documents}
+
+
+def test_anthropic_tool_blocks_name_their_tools_and_is_error_marks_a_failure(tmp_path):
+    history = [
+        FIRST_USER,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me run the tests and read the module."},
+                {
+                    "type": "tool_use",
+                    "id": "call-1",
+                    "name": "execute_command",
+                    "input": {"command": "pytest"},
+                },
+                {"type": "tool_use", "id": "call-2", "name": "read_file", "input": {"path": "db.py"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call-1",
+                    "is_error": True,
+                    "content": "exit status 2",
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call-2",
+                    "content": [{"type": "text", "text": READ_DB}],
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call-2", "content": "except ValueError as error:"}
+            ],
+        },
+    ]
+    task_folder(tmp_path, api_conversation_history=history)
+
+    meta = by_index(read_task(tmp_path))
+
+    assert (meta[0]["tool_names"], meta[0]["has_errors"]) == ([], False)
+    assert (meta[1]["tool_names"], meta[1]["has_errors"]) == (["execute_command", "read_file"], False)
+    assert (meta[2]["tool_names"], meta[2]["has_errors"]) == (["execute_command", "read_file"], True)
+    assert (meta[3]["tool_names"], meta[3]["has_errors"]) == (["read_file"], False)  # code, not a failure
+
+
+@pytest.mark.parametrize(
+    ("result", "failed"),
+    [
+        (READ_DB, False),  # `catch (error)`, console.error and "Error running" inside a file read
+        (
+            "[execute_command for 'npm install'] Result:\nCommand failed with exit code 1.\nOutput:\nnpm error code ERESOLVE",
+            True,
+        ),
+        (
+            "[execute_command for 'tsc'] Result:\nCommand executed successfully (exit code 0).\nOutput:\nFound 0 errors.",
+            False,
+        ),
+        (
+            "[execute_command for 'python manage.py migrate'] Result:\nCommand executed in terminal within working "
+            "directory '/srv/app'. Exit code: 0\nOutput:\nTraceback (most recent call last):\n  File \"manage.py\", "
+            "line 22\nKeyError: 'DATABASE_URL'",
+            True,
+        ),
+        (
+            "[execute_command for 'node check.js'] Result:\nCommand executed.\nOutput:\nError: read ECONNRESET",
+            True,
+        ),
+        (
+            "[execute_command for 'make'] Result:\nCommand executed in terminal within working directory '/srv'. "
+            "Command execution was not successful, inspect the cause and adjust as needed.\nExit code: 2\nOutput:\n",
+            True,
+        ),
+        (
+            "[apply_diff for 'app.py'] Result:\nThe tool execution failed with the following error:\n<error>\n"
+            "No sufficiently similar match found at line 12\n</error>",
+            True,
+        ),
+        ("[read_file for 'notes.md'] Result:\nerror: lines in a file read are data, not a failure", False),
+        ("[write_to_file for 'app.py'] Result:\nThe content was successfully saved to app.py.", False),
+    ],
+    ids=[
+        "file-read-with-error-words",
+        "command-failed-exit-1",
+        "command-exit-0-found-0-errors",
+        "traceback-in-command-output",
+        "error-line-in-command-output",
+        "roo-exit-code-2",
+        "tool-execution-failed",
+        "error-line-in-a-file-read",
+        "write-succeeded",
+    ],
+)
+def test_cline_and_roo_text_results_name_their_tool_and_report_failures_precisely(tmp_path, result, failed):
+    history = [
+        FIRST_USER,
+        {"role": "user", "content": [{"type": "text", "text": result}, {"type": "text", "text": ENV}]},
+    ]
+    task_folder(tmp_path, api_conversation_history=history)
+
+    meta = by_index(read_task(tmp_path))[1]
+
+    assert meta["tool_names"] == [result[1 : result.index(" ")]]
+    assert meta["has_errors"] is failed
+
+
+def test_roo_xml_tool_calls_are_named_but_their_parameters_are_not(tmp_path):
+    reply = (
+        "<thinking>The config is read at import time.</thinking>\n"
+        "<read_file>\n<args>\n<file>\n<path>settings.py</path>\n<line_range>1-40</line_range>\n</file>\n"
+        "</args>\n</read_file>\n\n<apply_diff>\n<path>app.py</path>\n<diff>\n<<<<<<< SEARCH\n:start_line:3\n"
+        "=======\nx = 1\n>>>>>>> REPLACE\n</diff>\n</apply_diff>"
+    )
+    history = [FIRST_USER, {"role": "assistant", "content": [{"type": "text", "text": reply}]}]
+    task_folder(tmp_path, api_conversation_history=history)
+
+    assert by_index(read_task(tmp_path))[1]["tool_names"] == ["read_file", "apply_diff"]
+
+
+def test_ui_messages_tool_steps_and_errors_belong_to_the_message_before(tmp_path):
+    ui = [
+        {"ts": 1, "type": "say", "say": "text", "text": "Why does the build fail?"},
+        {"ts": 2, "type": "say", "say": "text", "text": "Reading the build script first."},
+        {"ts": 3, "type": "ask", "ask": "tool", "text": json.dumps({"tool": "readFile", "path": "build.sh"})},
+        {"ts": 4, "type": "ask", "ask": "command", "text": "./build.sh"},
+        {
+            "ts": 5,
+            "type": "say",
+            "say": "command_output",
+            "text": "Traceback (most recent call last):\nOSError",
+        },
+        {"ts": 6, "type": "say", "say": "text", "text": "A missing folder; creating it."},
+        {"ts": 7, "type": "ask", "ask": "tool", "text": json.dumps({"tool": "editedExistingFile"})},
+        {"ts": 8, "type": "say", "say": "text", "text": "Fixed."},
+    ]
+    task_folder(tmp_path, ui_messages=ui)
+
+    meta = by_index(read_task(tmp_path))
+
+    assert (meta[0]["tool_names"], meta[0]["has_errors"]) == ([], False)
+    assert (meta[1]["tool_names"], meta[1]["has_errors"]) == (["read_file", "execute_command"], True)
+    assert (meta[5]["tool_names"], meta[5]["has_errors"]) == (["edited_existing_file"], False)
+    assert (meta[7]["tool_names"], meta[7]["has_errors"]) == ([], False)
+
+
+def test_every_document_names_its_corpus_root_as_configured_and_redacted(tmp_path, monkeypatch):
+    from .conftest import PLANTED_SECRET
+
+    root = tmp_path / f"export-{PLANTED_SECRET}"
+    task_folder(root, api_conversation_history=[FIRST_USER])
+    write(root / "notes.md", "# Notes")
+    monkeypatch.chdir(tmp_path)
+
+    units = discover_units([Path(root.name)])  # configured relative to the working directory
+    roots = {d.metadata["source_root"] for u in units for d in read_unit(u).documents}
+
+    assert len(units) == 2
+    assert roots == {str(tmp_path / "export-[REDACTED:openai_key]")}
 
 
 # -- tasks: bad input --------------------------------------------------------------------------
@@ -365,7 +548,12 @@ def test_every_tree_format(tmp_path):
         "docs/guide.md", "docs/notes.txt", "docs/page.html", "docs/table.csv#R1", "docs/table.csv#R2",
     ]  # fmt: skip
     assert by_id["docs/guide.md"].text == "Intro line\n\n## Deploying  ##\n\nRun make deploy.\n"
-    assert by_id["docs/guide.md"].metadata == {"kind": "tree", "format": "md", "title": "Deploying"}
+    assert by_id["docs/guide.md"].metadata == {
+        "kind": "tree",
+        "source_root": str(tmp_path),
+        "format": "md",
+        "title": "Deploying",
+    }
     assert by_id["docs/notes.txt"].metadata["title"] == "notes.txt"
     assert by_id["docs/glossary.rst"].metadata["title"] == "Terms"
     html = by_id["docs/page.html"]
@@ -377,6 +565,7 @@ def test_every_tree_format(tmp_path):
     assert by_id["docs/table.csv#R1"].text == "code: A1\nname: Alpha"
     assert by_id["docs/table.csv#R2"].metadata == {
         "kind": "tree",
+        "source_root": str(tmp_path),
         "format": "csv",
         "title": "table.csv",
         "row": 2,
