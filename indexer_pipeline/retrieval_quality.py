@@ -31,7 +31,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 SHIPPED_QUERIES = Path(__file__).parent / "sample_corpus_queries.json"
 RECALL_K, NDCG_K = 5, 10
 
-# A ranker answers a query with (unit, score) pairs, best first.
+# A ranker answers a query with (unit, score) rows, best first (a unit may have several rows).
 Ranking = list[tuple[str, float]]
 Ranker = Callable[[str], Ranking]
 
@@ -83,7 +83,9 @@ def reciprocal_rank(ranked: Sequence[str], relevant: dict[str, int]) -> float:
 
 
 def ndcg_at(ranked: Sequence[str], relevant: dict[str, int], k: int = NDCG_K) -> float:
-    dcg = sum(relevant.get(unit, 0) / math.log2(rank + 1) for rank, unit in enumerate(ranked[:k], 1))
+    """A unit gains at its first row only: a second row of the same task or tree adds nothing."""
+    first = {unit: rank for rank, unit in reversed(list(enumerate(ranked[:k], 1)))}
+    dcg = sum(relevant.get(unit, 0) / math.log2(rank + 1) for unit, rank in first.items())
     ideal = sorted(relevant.values(), reverse=True)[:k]
     return dcg / sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, 1))
 
@@ -160,7 +162,8 @@ def evaluate(queries: Iterable[GoldenQuery], ranker: Ranker) -> QualityReport:
     report = QualityReport()
     for q in queries:
         ranking = ranker(q.query)
-        ranked = list(dict.fromkeys(unit for unit, _ in ranking))  # a unit counts once, at its best rank
+        # Ranks are rows as a person sees them: a tree's unit may fill several rows (one per document).
+        ranked = [unit for unit, _ in ranking]
         outcome = QueryOutcome(q, ranked, max((s for _, s in ranking), default=None))
         if q.units:
             outcome.recall = recall_at(ranked, q.units)

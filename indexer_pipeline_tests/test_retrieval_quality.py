@@ -33,6 +33,7 @@ def test_measures_match_hand_computed_values():
     dcg = 2 / math.log2(3) + 1 / math.log2(7)
     assert ndcg_at(ranked, graded, 10) == pytest.approx(dcg / (2 + 1 / math.log2(3)))
     assert ndcg_at(["a", "b"], graded) == 1.0 and ndcg_at(["b", "a"], graded) < 1.0
+    assert ndcg_at(["a", "a", "b"], graded) == ndcg_at(["a", "x", "b"], graded)  # a unit gains once
     assert ndcg_at(ranked, graded, 5) == pytest.approx((2 / math.log2(3)) / (2 + 1 / math.log2(3)))
 
 
@@ -44,7 +45,7 @@ def test_queries_that_must_find_nothing_are_reported_apart():
     ]
     answers = {"found": [("a", 0.9), ("a", 0.8)], "missed": [("c", 0.7)], "nothing here": [("c", 0.5)]}
     report = evaluate(queries, answers.__getitem__)
-    assert [o.ranked for o in report.outcomes] == [["a"], ["c"], ["c"]]  # a unit counts once
+    assert [o.ranked for o in report.outcomes] == [["a", "a"], ["c"], ["c"]]
     assert (report.recall_at_5, report.mrr, report.ndcg_at_10) == (0.5, 0.5, 0.5)  # the third not averaged
     assert [o.query.query for o in report.misses] == ["missed"]
     assert report.no_answer_auc == 1.0 and report.no_answer_empty == 0
