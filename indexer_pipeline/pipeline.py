@@ -27,6 +27,7 @@ from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
 from .models import Chunk, Rejection, SourceUnit
 from .readers import read_unit
+from .sparse import bm25_document
 from .vectorstore import open_store
 from .vectorstore.base import CONTENT_HASH, SearchHit, StoredPoint, VectorStore
 
@@ -457,7 +458,9 @@ class Indexer:
                 report.missing_vectors += 1
                 failed_docs.add(chunk.doc_id)
                 continue
-            batch.append(StoredPoint(chunk.point_id, vector.tolist(), payload))
+            batch.append(
+                StoredPoint(chunk.point_id, vector.tolist(), payload, sparse=bm25_document(chunk.text))
+            )
             held[chunk.point_id] = (payload[CONTENT_HASH], ck)
             if len(batch) >= UPSERT_BATCH:
                 self._upsert(store, batch, report)

@@ -14,12 +14,16 @@ import numpy as np
 import pytest
 
 from indexer_pipeline.config import Settings
+from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
+from indexer_pipeline.sparse import bm25_document, bm25_query
 from indexer_pipeline.vectorstore import edge, open_store, qdrant_server
 from indexer_pipeline.vectorstore.base import (
+    BOOL_FIELDS,
     CONTENT_HASH,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     CollectionMismatchError,
+    Range,
     StoreBusyError,
     StoredPoint,
     VectorStoreError,
@@ -70,8 +74,12 @@ def store(backend, tmp_path, edge_template):
         yield opened
 
 
+WORDS = "quota ledger billing invoice retry worker queue shard cache token limit usage report".split()
+
+
 def point(i: int, unit: str = "u1") -> StoredPoint:
     vector = np.random.default_rng(i).standard_normal(DIM)
+    text = " ".join(WORDS[(i * k) % len(WORDS)] for k in (1, 3, 5)) + f" item{i}"
     return StoredPoint(
         str(uuid.uuid5(uuid.NAMESPACE_OID, str(i))),
         (vector / np.linalg.norm(vector)).tolist(),
@@ -82,7 +90,13 @@ def point(i: int, unit: str = "u1") -> StoredPoint:
             "role": "user" if i % 2 else "assistant",
             "task_id": f"t{i % 3}",
             "chunk_index": i,
+            "text": text,
+            "timestamp": 1_700_000_000_000 + i * 60_000,
+            "has_errors": i % 4 == 0,
+            "tool_names": [["read_file"], ["execute_command", "read_file"], []][i % 3],
+            "source_root": "/roots/a" if i % 5 else "/roots/b",
         },
+        sparse=bm25_document(text),
     )
 
 
@@ -138,7 +152,9 @@ def test_fresh_store_answers_empty_before_the_collection_exists(fresh):
     assert fresh.count() == 0 and fresh.count("u1") == 0
     assert fresh.units() == {} and fresh.unit_hashes("u1") == {}
     assert fresh.search([1.0] * DIM) == [] and fresh.retrieve([point(0).id]) == []
+    assert fresh.query([1.0] * DIM, bm25_query("quota")) == [] and fresh.query_groups([1.0] * DIM) == []
     assert fresh.vector_params() is None and fresh.payload_indexes() == {}
+    assert fresh.sparse_modifier() is None
 
 
 def test_collection_is_created_cosine_with_payload_indexes(fresh, monkeypatch):
@@ -157,10 +173,13 @@ def test_collection_is_created_cosine_with_payload_indexes(fresh, monkeypatch):
     fresh.ensure_collection(DIM)
     fresh.ensure_collection(DIM)  # idempotent on a matching collection
     assert fresh.vector_params() == (DIM, "Cosine")
+    assert fresh.sparse_modifier() == "idf"
     assert fresh.payload_indexes() == {
         **{name: "Keyword" for name in KEYWORD_FIELDS},
         **{name: "Integer" for name in INTEGER_FIELDS},
+        **{name: "Bool" for name in BOOL_FIELDS},
     }
+    assert {"tool_names", "source_root", "has_errors", "timestamp"} <= set(fresh.payload_indexes())
 
 
 def test_upsert_round_trips_and_the_same_ids_never_duplicate(store):
@@ -172,6 +191,8 @@ def test_upsert_round_trips_and_the_same_ids_never_duplicate(store):
     [got] = store.retrieve([points[3].id], with_vectors=True)
     assert got.id == points[3].id and got.payload == points[3].payload
     assert np.allclose(got.vector, points[3].vector, atol=1e-6)
+    assert got.sparse.indices == points[3].sparse.indices
+    assert np.allclose(got.sparse.values, points[3].sparse.values, atol=1e-6)
     assert store.retrieve([points[3].id])[0].vector is None
 
 
@@ -308,3 +329,141 @@ def test_edge_another_process_waits_then_is_told_who_holds_the_store(tmp_path, e
 def test_edge_second_open_in_the_same_process_is_busy_too(tmp_path):
     with EdgeStore(tmp_path / "edge"), pytest.raises(StoreBusyError, match=str(os.getpid())):
         EdgeStore(tmp_path / "edge", wait_s=0.2)
+
+
+# -- hybrid search, groups and filters (issue 11) ------------------------------------------------------
+
+TEXT_DIM = 64  # the test suite's embedding size (conftest.TEST_DIMENSIONS)
+IDENTIFIER = "QuotaLedgerReconciler"
+
+
+def embed(text: str) -> list[float]:
+    """The embedder the tests index with: the simulator's bag-of-words vectors, no server needed."""
+    return EmbeddingSimulator(dimensions=TEXT_DIM).vector(text, TEXT_DIM).tolist()
+
+
+VOCABULARY = WORDS + [f"{w}{k}" for w in WORDS for k in range(20)]
+
+
+def chunk_points(n: int, units: int) -> list[StoredPoint]:
+    """`n` chunks of 150 words over `units` units (distinct texts: no two share a vector); chunk 17
+    alone names IDENTIFIER."""
+    rng = np.random.default_rng(11)
+    points = []
+    for i in range(n):
+        words = list(rng.choice(VOCABULARY, size=150))
+        if i == 17:
+            words[30] = IDENTIFIER
+        text = " ".join(words)
+        base = point(i, unit=f"unit{i % units}")
+        points.append(StoredPoint(base.id, embed(text), {**base.payload, "text": text}, bm25_document(text)))
+    return points
+
+
+@pytest.fixture
+def text_store(fresh):
+    fresh.ensure_collection(TEXT_DIM)
+    return fresh
+
+
+def test_hybrid_finds_an_exact_identifier_that_dense_alone_misses(text_store):
+    points = chunk_points(40, units=8)
+    text_store.upsert(points)
+    target = points[17].id
+    dense, sparse = embed(IDENTIFIER), bm25_query(IDENTIFIER)
+    # The premise: the bag-of-words embedding of a long chunk barely leans towards one of its words.
+    assert target not in [h.id for h in text_store.query(dense=dense, limit=5)]
+    assert [h.id for h in text_store.query(sparse=sparse, limit=5)] == [target]
+    hybrid = text_store.query(dense=dense, sparse=sparse, limit=5)
+    assert hybrid[0].id == target and len(hybrid) == 5  # fused: the dense side still fills the list
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+
+
+def brute_force_groups(store, group_by, groups, group_size, **query):
+    """The groups a group-by must return, from one ungrouped query over every point."""
+    expected: dict[str, list[str]] = {}
+    for hit in store.query(**query, limit=10_000):
+        key = str(hit.payload[group_by])
+        if key in expected or len(expected) < groups:
+            expected.setdefault(key, [])
+            if len(expected[key]) < group_size:
+                expected[key].append(hit.id)
+    return expected
+
+
+@pytest.mark.parametrize(("groups", "group_size"), [(3, 2), (5, 4), (20, 3)])
+def test_groups_return_one_row_per_unit_with_its_best_hits(text_store, groups, group_size):
+    points = chunk_points(120, units=12)
+    text_store.upsert(points)
+    dense = embed("quota ledger retry")
+    got = text_store.query_groups(dense, group_by="unit", groups=groups, group_size=group_size)
+    keys = [g.key for g in got]
+    assert len(keys) == len(set(keys)) == min(groups, 12)  # one row per unit
+    assert all(1 <= len(g.hits) <= group_size and {h.payload["unit"] for h in g.hits} == {g.key} for g in got)
+    # Dense scores do not depend on the candidate set, so the rows are exactly the brute-force ones.
+    expected = brute_force_groups(text_store, "unit", groups, group_size, dense=dense)
+    assert {g.key: [h.id for h in g.hits] for g in got} == expected
+    assert keys == list(expected)  # best group first
+
+
+def test_groups_of_sparse_and_hybrid_queries_are_one_row_per_unit(text_store):
+    points = chunk_points(120, units=12)
+    text_store.upsert(points)
+    dense, sparse = embed(f"{IDENTIFIER} ledger"), bm25_query(f"{IDENTIFIER} ledger")
+    for kwargs in ({"sparse": sparse}, {"dense": dense, "sparse": sparse}):
+        got = text_store.query_groups(**kwargs, group_by="unit", groups=4, group_size=3)
+        keys = [g.key for g in got]
+        assert len(keys) == len(set(keys)) == 4
+        assert keys[0] == points[17].payload["unit"] and got[0].hits[0].id == points[17].id
+        assert all(1 <= len(g.hits) <= 3 and {h.payload["unit"] for h in g.hits} == {g.key} for g in got)
+    # BM25 scores with IDF do not depend on the candidate set either, but equal-length chunks tie:
+    # each row holds its unit's best scores, and no unit left out beats a row.
+    got = text_store.query_groups(sparse=sparse, group_by="unit", groups=4, group_size=3)
+    scores: dict[str, list[float]] = {}
+    for hit in text_store.query(sparse=sparse, limit=10_000):
+        scores.setdefault(hit.payload["unit"], []).append(hit.score)
+    for g in got:
+        assert [h.score for h in g.hits] == pytest.approx(scores[g.key][:3])
+    best = [g.hits[0].score for g in got]
+    assert best == sorted(best, reverse=True)
+    assert all(s[0] <= best[-1] + 1e-6 for unit, s in scores.items() if unit not in {g.key for g in got})
+
+
+FILTERS = [
+    ({"role": "user"}, lambda p: p["role"] == "user"),
+    ({"chunk_index": 7}, lambda p: p["chunk_index"] == 7),
+    ({"has_errors": True}, lambda p: p["has_errors"] is True),
+    ({"has_errors": False}, lambda p: p["has_errors"] is False),
+    ({"tool_names": "execute_command"}, lambda p: "execute_command" in p["tool_names"]),
+    ({"tool_names": ["execute_command", "read_file"]}, lambda p: bool(p["tool_names"])),
+    ({"task_id": ["t0", "t2"]}, lambda p: p["task_id"] in ("t0", "t2")),
+    ({"source_root": "/roots/b"}, lambda p: p["source_root"] == "/roots/b"),
+    (
+        {"timestamp": Range(gte=1_700_000_000_000 + 10 * 60_000, lte=1_700_000_000_000 + 30 * 60_000)},
+        lambda p: 10 <= p["chunk_index"] <= 30,
+    ),
+    ({"timestamp": Range(gte=1_700_000_000_000 + 50 * 60_000)}, lambda p: p["chunk_index"] >= 50),
+    ({"timestamp": Range(lte=1_700_000_000_000 + 5 * 60_000)}, lambda p: p["chunk_index"] <= 5),
+    (
+        {"role": "user", "has_errors": False, "task_id": ["t1"]},
+        lambda p: p["role"] == "user" and not p["has_errors"] and p["task_id"] == "t1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("filters", "keep"), FILTERS, ids=[str(f) for f, _ in FILTERS])
+def test_each_filter_restricts_results_in_every_mode(text_store, filters, keep):
+    points = chunk_points(60, units=6)
+    text_store.upsert(points)
+    wanted = {p.id for p in points if keep(p.payload)}
+    assert 0 < len(wanted) < len(points)
+    dense, sparse = embed("quota ledger"), bm25_query("quota ledger")
+    # Every point matches the dense query with some score (and a hybrid one through its dense side):
+    # a limit above the count returns exactly the points the filter keeps; the sparse side returns
+    # those that hold a term of the query.
+    with_terms = {p.id for p in points if set(p.sparse.indices) & set(sparse.indices)}
+    assert {h.id for h in text_store.query(dense=dense, limit=100, filters=filters)} == wanted
+    assert {h.id for h in text_store.query(dense=dense, sparse=sparse, limit=100, filters=filters)} == wanted
+    assert {h.id for h in text_store.query(sparse=sparse, limit=100, filters=filters)} == wanted & with_terms
+    grouped = text_store.query_groups(dense, sparse, groups=10, group_size=100, filters=filters)
+    assert {h.id for g in grouped for h in g.hits} == wanted

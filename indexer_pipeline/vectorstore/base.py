@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,8 +19,21 @@ KEYWORD_FIELDS = (
     "workspace",
     "role",
     "mode",
+    "tool_names",
+    "source_root",
 )
 INTEGER_FIELDS = ("timestamp", "chunk_index", "message_index")
+BOOL_FIELDS = ("has_errors",)
+
+SPARSE_VECTOR = "bm25"  # the named sparse vector beside the unnamed dense one (IDF modifier)
+TEXT = "text"  # the payload field the sparse vectors are made from (on write and on migration)
+# RRF's constant: Qdrant's own default, spelled out because Edge asks for it.
+RRF_K = 2
+# Candidates each side of a hybrid query hands to the fusion: enough for the fused top `limit` to
+# hold what either side ranks high, without scoring the whole collection.
+PREFETCH_FACTOR = 5
+PREFETCH_MIN = 50
+MIGRATE_PAGE = 256
 
 # Payload key holding the hash that decides whether a stored point is up to date
 # (text + embedding model): equal hash means no upsert is needed.
@@ -50,19 +63,61 @@ def check_vector_params(found: tuple[int, str] | None, dimension: int, where: st
         )
 
 
-def scroll_hashes(page: Callable[[Any], tuple[list, Any]], where: str) -> dict[str, str]:
-    """id -> content hash over every page that `page(offset)` returns as (records, next offset)."""
-    hashes: dict[str, str] = {}
+def scroll_pages(page: Callable[[Any], tuple[list, Any]], where: str) -> Iterator[list]:
+    """Every page of records that `page(offset)` returns as (records, next offset)."""
     offset = None
     while True:
         records, next_offset = page(offset)
-        hashes.update((str(r.id), (r.payload or {}).get(CONTENT_HASH, "")) for r in records)
+        yield records
         if next_offset is None:
-            return hashes
+            return
         # The old system looped forever on a cursor that stopped moving: fail loudly instead.
         if next_offset == offset:
             raise VectorStoreError(f"scroll cursor did not advance past {offset} in {where}")
         offset = next_offset
+
+
+def scroll_hashes(page: Callable[[Any], tuple[list, Any]], where: str) -> dict[str, str]:
+    """id -> content hash over every page that `page(offset)` returns as (records, next offset)."""
+    return {
+        str(r.id): (r.payload or {}).get(CONTENT_HASH, "")
+        for records in scroll_pages(page, where)
+        for r in records
+    }
+
+
+def prefetch_limit(limit: int) -> int:
+    return max(PREFETCH_MIN, PREFETCH_FACTOR * limit)
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric filter: gte <= value <= lte (either end may be None)."""
+
+    gte: float | None = None
+    lte: float | None = None
+
+
+# {field: value}: str / int / bool is an exact match, a list is "any of", a Range bounds a number.
+Filters = dict[str, object]
+
+
+def split_vector(vector) -> tuple[list[float] | None, SparseVector | None]:
+    """(dense, sparse) of a record's vector as either engine returns it: a plain list while the
+    point has the dense vector only, else a dict by vector name ("" is the dense one)."""
+    if not isinstance(vector, dict):
+        return (list(vector) if vector is not None else None), None
+    dense, sparse = vector.get(""), vector.get(SPARSE_VECTOR)
+    return (
+        list(dense) if dense is not None else None,
+        SparseVector(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+    )
 
 
 @dataclass
@@ -70,6 +125,7 @@ class StoredPoint:
     id: str  # UUID string
     vector: list[float] | None
     payload: dict
+    sparse: SparseVector | None = None
 
 
 @dataclass
@@ -79,11 +135,19 @@ class SearchHit:
     payload: dict
 
 
+@dataclass
+class HitGroup:
+    key: str  # the value of the group_by field (e.g. the unit key)
+    hits: list[SearchHit]  # best first, at most group_size
+
+
 class VectorStore(Protocol):
     collection: str
 
     def ensure_collection(self, dimension: int) -> None:
-        """Create the collection (cosine, payload indexes) or check that the existing one matches."""
+        """Create the collection (cosine dense + BM25 sparse, payload indexes) or check that the
+        existing one matches; a collection made before the sparse side gains it (sparse vectors
+        made from each point's payload text, no re-embedding)."""
 
     def upsert(self, points: list[StoredPoint]) -> None: ...
 
@@ -102,9 +166,29 @@ class VectorStore(Protocol):
 
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]: ...
 
-    def search(
-        self, vector: list[float], limit: int = 10, filters: dict[str, str | int] | None = None
+    def search(self, vector: list[float], limit: int = 10, filters: Filters | None = None) -> list[SearchHit]:
+        """Nearest points by cosine: `query(dense=vector)`, for the callers that predate `query`."""
+
+    def query(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
     ) -> list[SearchHit]:
-        """Nearest points by cosine; `filters` are exact matches on indexed payload fields."""
+        """Dense only, sparse only, or both as prefetches fused by Qdrant (RRF) in one request."""
+
+    def query_groups(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        group_by: str = "unit",
+        groups: int = 10,
+        group_size: int = 3,
+        filters: Filters | None = None,
+    ) -> list[HitGroup]:
+        """The best `groups` groups by `group_by`, each with its best `group_size` hits."""
 
     def close(self) -> None: ...

@@ -5,6 +5,11 @@ file beside the folder, held from open to close, turns that into a wait and then
 the holder. The lock is portalocker's (flock on POSIX, msvcrt on Windows, where most Roo Code users
 are); the holder's name sits in a file of its own, because Windows forbids reading a locked file. The shard's own `edge_config.json` is the one record of its dimension and distance:
 Edge writes it on `create`, and `info()` does not report them.
+
+Beside the dense vector each point holds the BM25 sparse vector `bm25`; a shard made before it gains
+the sparse vector in place (Edge 0.9 can add a named vector to a shard's config) and `ensure_collection`
+fills it from the payload text of every point that lacks it, which resumes after a crash. Edge has no
+group-by: `query_groups` runs rounds of queries that exclude the groups already full (see `_Groups`).
 """
 
 from __future__ import annotations
@@ -16,27 +21,44 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import portalocker
 import qdrant_edge as qe
 
+from ..sparse import bm25_document
 from .base import (
+    BOOL_FIELDS,
     CONTENT_HASH,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
+    MIGRATE_PAGE,
+    RRF_K,
+    SPARSE_VECTOR,
+    TEXT,
+    Filters,
+    HitGroup,
+    Range,
     SearchHit,
+    SparseVector,
     StoreBusyError,
     StoredPoint,
     VectorStoreError,
     check_vector_params,
+    prefetch_limit,
     scroll_hashes,
+    scroll_pages,
+    split_vector,
 )
 
-VECTOR = ""  # the shard's single, unnamed dense vector
+VECTOR = ""  # the shard's unnamed dense vector
 SCROLL_PAGE = 1024
+GROUP_ROUNDS = 10  # a bound on query_groups' rounds, as the server's own group-by has
 INDEXES = {
     **{name: qe.PayloadSchemaType.Keyword for name in KEYWORD_FIELDS},
     **{name: qe.PayloadSchemaType.Integer for name in INTEGER_FIELDS},
+    **{name: qe.PayloadSchemaType.Bool for name in BOOL_FIELDS},
 }
+SPARSE_PARAMS = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
 
 
 class _FolderLock:
@@ -77,10 +99,29 @@ class _FolderLock:
             self._file.close()
 
 
-def _filter(filters: dict | None) -> qe.Filter | None:
-    if not filters:
+def _condition(key: str, value: object) -> qe.FieldCondition:
+    if isinstance(value, Range):
+        return qe.FieldCondition(key, range=qe.RangeFloat(gte=value.gte, lte=value.lte))
+    if isinstance(value, list | tuple):
+        return qe.FieldCondition(key, match=qe.MatchAny(list(value)))
+    if isinstance(value, bool):
+        # Edge 0.9 turns a Python bool into the integer 1/0, which matches no bool payload;
+        # numpy's bool reaches it as a bool.
+        value = np.bool_(value)
+    return qe.FieldCondition(key, match=qe.MatchValue(value))
+
+
+def _filter(
+    filters: Filters | None, must_not: list | None = None, extra: list | None = None
+) -> qe.Filter | None:
+    must = [_condition(k, v) for k, v in (filters or {}).items()] + (extra or [])
+    if not must and not must_not:
         return None
-    return qe.Filter(must=[qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in filters.items()])
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _hits(points) -> list[SearchHit]:
+    return [SearchHit(str(h.id), float(h.score), h.payload or {}) for h in points]
 
 
 class EdgeStore:
@@ -109,11 +150,13 @@ class EdgeStore:
     def ensure_collection(self, dimension: int) -> None:
         if self._shard is None:
             config = qe.EdgeConfig(
-                vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+                vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS},
             )
             self._shard = qe.EdgeShard.create(str(self.folder), config)
         else:
             self._check(dimension)
+            self._add_sparse()
         # Also on an existing shard: a run killed between `create` and the last index left some out.
         existing = self._shard.info().payload_schema
         missing = {name: schema for name, schema in INDEXES.items() if name not in existing}
@@ -128,6 +171,47 @@ class EdgeStore:
             return None
         params = json.loads(self._config_path.read_text())["vectors"].get(VECTOR)
         return (params["size"], params["distance"]) if params else None
+
+    def sparse_modifier(self) -> str | None:
+        """The modifier of the `bm25` sparse vector ("idf"); None before creation or on a shard
+        made before sparse vectors."""
+        if self._shard is None:
+            return None
+        params = json.loads(self._config_path.read_text()).get("sparse_vectors", {}).get(SPARSE_VECTOR)
+        return params.get("modifier", "none") if params is not None else None
+
+    def _add_sparse(self) -> None:
+        """Give a shard made before sparse vectors its `bm25` vector, then fill it on every point
+        that lacks it from the point's payload text. Each step is durable on its own (the config at
+        once, the vectors through the WAL), and a run killed midway leaves points without the
+        sparse vector, which the next call fills: no state where the shard is lost."""
+        if self.sparse_modifier() is None:
+            self._shard.update(qe.UpdateOperation.create_sparse_vector(SPARSE_VECTOR, qe.Modifier.Idf))
+        lacking = qe.Filter(must_not=[qe.HasVectorCondition(SPARSE_VECTOR)])
+        if not self._shard.count(qe.CountRequest(exact=True, filter=lacking)):
+            return
+        pages = scroll_pages(
+            lambda offset: self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=MIGRATE_PAGE,
+                    filter=lacking,
+                    with_payload=qe.PayloadSelector.Include([TEXT]),
+                    with_vector=False,
+                )
+            ),
+            str(self.folder),
+        )
+        for records in pages:
+            vectors = [
+                qe.PointVectors(
+                    r.id, {SPARSE_VECTOR: _edge_sparse(bm25_document((r.payload or {}).get(TEXT, "")))}
+                )
+                for r in records
+            ]
+            if vectors:
+                self._shard.update(qe.UpdateOperation.update_vectors(vectors))
+        self._shard.flush()
 
     def _check(self, dimension: int) -> None:
         check_vector_params(
@@ -147,7 +231,18 @@ class EdgeStore:
     def upsert(self, points: list[StoredPoint]) -> None:
         if points:
             self._require().update(
-                qe.UpdateOperation.upsert_points([qe.Point(p.id, p.vector, p.payload) for p in points])
+                qe.UpdateOperation.upsert_points(
+                    [
+                        qe.Point(
+                            p.id,
+                            {VECTOR: p.vector, SPARSE_VECTOR: _edge_sparse(p.sparse)}
+                            if p.sparse
+                            else p.vector,
+                            p.payload,
+                        )
+                        for p in points
+                    ]
+                )
             )
 
     def delete(self, ids: Iterable[str]) -> None:
@@ -195,24 +290,73 @@ class EdgeStore:
     def retrieve(self, ids: list[str], with_vectors: bool = False) -> list[StoredPoint]:
         if self._shard is None or not ids:
             return []
-        return [
-            StoredPoint(str(r.id), list(r.vector) if with_vectors else None, r.payload or {})
-            for r in self._shard.retrieve(list(ids), True, with_vectors)
-        ]
+        points = []
+        for r in self._shard.retrieve(list(ids), True, with_vectors):
+            dense, sparse = split_vector(r.vector) if with_vectors else (None, None)
+            points.append(StoredPoint(str(r.id), dense, r.payload or {}, sparse))
+        return points
 
-    def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
-        if self._shard is None:
+    def search(self, vector: list[float], limit: int = 10, filters: Filters | None = None) -> list[SearchHit]:
+        return self.query(dense=vector, limit=limit, filters=filters)
+
+    def query(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
+        return self._query(dense, sparse, limit, _filter(filters))
+
+    def _query(
+        self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: qe.Filter | None
+    ) -> list[SearchHit]:
+        nearest = []
+        if dense is not None:
+            nearest.append(qe.Query.Nearest(list(dense)))
+        if sparse is not None:
+            nearest.append(qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR))
+        if not nearest:
+            raise ValueError("query needs a dense vector, a sparse vector, or both")
+        if self._shard is None or limit <= 0:
             return []
-        hits = self._shard.query(
-            qe.QueryRequest(
+        if len(nearest) == 1:
+            request = qe.QueryRequest(
+                limit=limit, query=nearest[0], filter=where, with_payload=True, with_vector=False
+            )
+        else:
+            # The request's filter reaches the prefetches too (Qdrant propagates it).
+            request = qe.QueryRequest(
                 limit=limit,
-                query=qe.Query.Nearest(list(vector)),
-                filter=_filter(filters),
+                prefetches=[qe.Prefetch(prefetch_limit(limit), query) for query in nearest],
+                query=qe.Fusion.Rrf(RRF_K),
+                filter=where,
                 with_payload=True,
                 with_vector=False,
             )
-        )
-        return [SearchHit(str(h.id), float(h.score), h.payload or {}) for h in hits]
+        return _hits(self._shard.query(request))
+
+    def query_groups(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        group_by: str = "unit",
+        groups: int = 10,
+        group_size: int = 3,
+        filters: Filters | None = None,
+    ) -> list[HitGroup]:
+        collected = _Groups(group_by, groups, group_size)
+        for _ in range(GROUP_ROUNDS):
+            if collected.done():
+                break
+            wanted = collected.wanted()
+            hits = self._query(dense, sparse, wanted, _filter(filters, *collected.next_round()))
+            collected.add(hits)
+            if len(hits) < wanted:  # every matching point not held yet was in this round
+                break
+        return collected.result()
 
     def close(self) -> None:
         if self._shard is not None:
@@ -224,3 +368,54 @@ class EdgeStore:
         if self._shard is None:
             raise VectorStoreError("the collection does not exist yet: call ensure_collection first")
         return self._shard
+
+
+def _edge_sparse(vector: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(list(vector.indices), list(vector.values))
+
+
+class _Groups:
+    """Groups built from rounds of hits the way Qdrant's server builds its own group-by: a round's
+    hits join the groups found (up to group_size each) or open new ones (up to `groups`); the next
+    round excludes the full groups and the hits held, and, once `groups` groups are found, looks only
+    at the open ones. Each round asks for just the hits still missing: no blind over-fetching. A
+    later round's groups rank below the earlier ones' (their best hit was beyond the earlier round's
+    hits), so the order of discovery is the order of the groups."""
+
+    def __init__(self, group_by: str, groups: int, group_size: int):
+        self.group_by, self.groups, self.group_size = group_by, groups, group_size
+        self.found: dict[object, list[SearchHit]] = {}  # group value -> hits, best group first
+
+    def _open(self) -> list:
+        return [k for k, hits in self.found.items() if len(hits) < self.group_size]
+
+    def done(self) -> bool:
+        return len(self.found) >= self.groups and not self._open()
+
+    def wanted(self) -> int:
+        missing = sum(self.group_size - len(self.found[k]) for k in self._open())
+        return missing + (self.groups - len(self.found)) * self.group_size
+
+    def next_round(self) -> tuple[list, list]:
+        """(must_not, must) conditions of the next round."""
+        held = {h.id for hits in self.found.values() for h in hits}
+        # Points without the field belong to no group (as on the server): never fetched.
+        must_not = [qe.IsEmptyCondition(self.group_by)] + ([qe.HasIdCondition(held)] if held else [])
+        if len(self.found) >= self.groups:
+            return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchAny(self._open()))]
+        full = [k for k in self.found if k not in self._open()]
+        return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchExcept(full))] if full else []
+
+    def add(self, hits: list[SearchHit]) -> None:
+        for hit in hits:
+            key = hit.payload.get(self.group_by)
+            if isinstance(key, list):  # a group is one value of the field
+                continue
+            if key in self.found:
+                if len(self.found[key]) < self.group_size:
+                    self.found[key].append(hit)
+            elif len(self.found) < self.groups:
+                self.found[key] = [hit]
+
+    def result(self) -> list[HitGroup]:
+        return [HitGroup(str(key), hits) for key, hits in self.found.items()]

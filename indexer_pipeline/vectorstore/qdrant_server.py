@@ -1,6 +1,9 @@
 """A Qdrant server or cluster (or qdrant-client's in-memory mode, for tests) behind the store contract.
 
 The API key goes to the client only: it is not kept on the store, so no repr or log can show it.
+Beside the unnamed dense vector each point holds the BM25 sparse vector `bm25` (IDF modifier); a
+collection made before it gains it with `create_vector_name` and its points' sparse vectors are made
+from their payload text (no re-embedding). Group-by is the server's own `query_points_groups`.
 """
 
 from __future__ import annotations
@@ -9,14 +12,26 @@ from collections.abc import Iterable
 
 from qdrant_client import QdrantClient, models
 
+from ..sparse import bm25_document
 from .base import (
+    BOOL_FIELDS,
     CONTENT_HASH,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
+    MIGRATE_PAGE,
+    SPARSE_VECTOR,
+    TEXT,
+    Filters,
+    HitGroup,
+    Range,
     SearchHit,
+    SparseVector,
     StoredPoint,
     check_vector_params,
+    prefetch_limit,
     scroll_hashes,
+    scroll_pages,
+    split_vector,
 )
 
 SCROLL_PAGE = 1024
@@ -24,15 +39,31 @@ UPSERT_BATCH = 256
 INDEXES = {
     **{name: models.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS},
     **{name: models.PayloadSchemaType.INTEGER for name in INTEGER_FIELDS},
+    **{name: models.PayloadSchemaType.BOOL for name in BOOL_FIELDS},
 }
+LACKING_SPARSE = models.Filter(must_not=[models.HasVectorCondition(has_vector=SPARSE_VECTOR)])
 
 
-def _filter(filters: dict | None) -> models.Filter | None:
+def _condition(key: str, value: object) -> models.FieldCondition:
+    if isinstance(value, Range):
+        return models.FieldCondition(key=key, range=models.Range(gte=value.gte, lte=value.lte))
+    if isinstance(value, list | tuple):
+        return models.FieldCondition(key=key, match=models.MatchAny(any=list(value)))
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _filter(filters: Filters | None) -> models.Filter | None:
     if not filters:
         return None
-    return models.Filter(
-        must=[models.FieldCondition(key=k, match=models.MatchValue(value=v)) for k, v in filters.items()]
-    )
+    return models.Filter(must=[_condition(k, v) for k, v in filters.items()])
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _hits(points) -> list[SearchHit]:
+    return [SearchHit(str(p.id), float(p.score), p.payload or {}) for p in points]
 
 
 def _unnamed_vector(info: models.CollectionInfo) -> tuple[int, str] | None:
@@ -82,10 +113,14 @@ class ServerStore:
                 f"collection {self.collection!r}",
                 "use another QDRANT_COLLECTION, or drop it to re-index",
             )
+            self._add_sparse(info)
         else:
             self.client.create_collection(
                 self.collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                sparse_vectors_config={
+                    SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
                 shard_number=self.shard_number,
                 replication_factor=self.replication_factor,
             )
@@ -95,6 +130,57 @@ class ServerStore:
         for name, schema in INDEXES.items():
             if name not in info.payload_schema:
                 self.client.create_payload_index(self.collection, name, schema, wait=True)
+
+    def _add_sparse(self, info: models.CollectionInfo) -> None:
+        """Give a collection made before sparse vectors its `bm25` vector (Qdrant 1.17's
+        create_vector_name; update_collection changes existing vectors only), then fill it on every
+        point that lacks it from the point's payload text. A run stopped midway leaves points
+        without it, which the next call fills."""
+        if SPARSE_VECTOR not in (info.config.params.sparse_vectors or {}):
+            self.client.create_vector_name(
+                self.collection,
+                SPARSE_VECTOR,
+                models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)),
+                wait=True,
+            )
+        if not self.client.count(self.collection, count_filter=LACKING_SPARSE, exact=True).count:
+            return
+        pages = scroll_pages(
+            lambda offset: self.client.scroll(
+                self.collection,
+                scroll_filter=LACKING_SPARSE,
+                limit=MIGRATE_PAGE,
+                offset=offset,
+                with_payload=[TEXT],
+                with_vectors=False,
+            ),
+            self.collection,
+        )
+        for records in pages:
+            if records:
+                self.client.update_vectors(
+                    self.collection,
+                    points=[
+                        models.PointVectors(
+                            id=r.id,
+                            vector={SPARSE_VECTOR: _sparse(bm25_document((r.payload or {}).get(TEXT, "")))},
+                        )
+                        for r in records
+                    ],
+                    wait=True,
+                )
+
+    def sparse_modifier(self) -> str | None:
+        """The modifier of the `bm25` sparse vector ("idf"); None before creation or on a
+        collection made before sparse vectors."""
+        if not self._ready():
+            return None
+        params = (self.client.get_collection(self.collection).config.params.sparse_vectors or {}).get(
+            SPARSE_VECTOR
+        )
+        if params is None:
+            return None
+        return params.modifier.value if params.modifier else "none"
 
     def vector_params(self) -> tuple[int, str] | None:
         """(dimension, distance) of the collection's unnamed vector as the server reports them;
@@ -114,7 +200,11 @@ class ServerStore:
             self.client.upsert(
                 self.collection,
                 points=[
-                    models.PointStruct(id=p.id, vector=p.vector, payload=p.payload)
+                    models.PointStruct(
+                        id=p.id,
+                        vector={"": p.vector, SPARSE_VECTOR: _sparse(p.sparse)} if p.sparse else p.vector,
+                        payload=p.payload,
+                    )
                     for p in points[start : start + UPSERT_BATCH]
                 ],
                 wait=True,
@@ -165,17 +255,72 @@ class ServerStore:
         records = self.client.retrieve(
             self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
         )
-        return [
-            StoredPoint(str(r.id), list(r.vector) if with_vectors else None, r.payload or {}) for r in records
-        ]
+        points = []
+        for r in records:
+            dense, sparse = split_vector(r.vector) if with_vectors else (None, None)
+            points.append(StoredPoint(str(r.id), dense, r.payload or {}, sparse))
+        return points
 
-    def search(self, vector: list[float], limit: int = 10, filters: dict | None = None) -> list[SearchHit]:
-        if not self._ready():
+    def search(self, vector: list[float], limit: int = 10, filters: Filters | None = None) -> list[SearchHit]:
+        return self.query(dense=vector, limit=limit, filters=filters)
+
+    def _request(self, dense: list[float] | None, sparse: SparseVector | None, limit: int) -> dict:
+        """The query arguments shared by query_points and query_points_groups: one nearest query,
+        or both as prefetches fused by the server with RRF (its default k, 2, as on Edge); the
+        query's filter reaches the prefetches too (Qdrant propagates it)."""
+        nearest = []
+        if dense is not None:
+            nearest.append(models.Prefetch(query=list(dense), limit=prefetch_limit(limit)))
+        if sparse is not None:
+            nearest.append(
+                models.Prefetch(query=_sparse(sparse), using=SPARSE_VECTOR, limit=prefetch_limit(limit))
+            )
+        if not nearest:
+            raise ValueError("query needs a dense vector, a sparse vector, or both")
+        if len(nearest) == 1:
+            return {"query": nearest[0].query, "using": nearest[0].using}
+        return {"prefetch": nearest, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
+
+    def query(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+    ) -> list[SearchHit]:
+        request = self._request(dense, sparse, limit)
+        if not self._ready() or limit <= 0:
             return []
         response = self.client.query_points(
-            self.collection, query=list(vector), limit=limit, query_filter=_filter(filters), with_payload=True
+            self.collection, limit=limit, query_filter=_filter(filters), with_payload=True, **request
         )
-        return [SearchHit(str(p.id), float(p.score), p.payload or {}) for p in response.points]
+        return _hits(response.points)
+
+    def query_groups(
+        self,
+        dense: list[float] | None = None,
+        sparse: SparseVector | None = None,
+        *,
+        group_by: str = "unit",
+        groups: int = 10,
+        group_size: int = 3,
+        filters: Filters | None = None,
+    ) -> list[HitGroup]:
+        # The prefetches hand the fusion enough candidates for every group's hits.
+        request = self._request(dense, sparse, groups * group_size)
+        if not self._ready() or groups <= 0:
+            return []
+        response = self.client.query_points_groups(
+            self.collection,
+            group_by=group_by,
+            limit=groups,
+            group_size=group_size,
+            query_filter=_filter(filters),
+            with_payload=True,
+            **request,
+        )
+        return [HitGroup(str(g.id), _hits(g.hits)) for g in response.groups]
 
     def close(self) -> None:
         self.client.close()
