@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import search_corpus
-from indexer_pipeline.sparse import bm25_document, bm25_query
 
 from indexer_pipeline.config import Settings
 from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
@@ -45,6 +44,7 @@ from indexer_pipeline.metrics import percentile
 from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.retrieval_quality import GoldenQuery, QualityReport, evaluate
 from indexer_pipeline.search import MODES, SearchRequest, search
+from indexer_pipeline.sparse import bm25_document, bm25_query
 from indexer_pipeline.vectorstore.base import StoredPoint
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
