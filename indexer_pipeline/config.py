@@ -235,6 +235,12 @@ class Settings(BaseModel):
         "Slack incoming webhook for failed runs and ERROR checks",
         secret=True,
     )
+    eval_queries: Path | None = setting(
+        "INDEXER_EVAL_QUERIES",
+        None,
+        "golden query set (JSON or YAML) that `retrieval_quality` judges search by",
+        shown_default="the shipped set, on the sample corpus only",
+    )
     dagster_home: Path = setting(
         "DAGSTER_HOME",
         Path(".dagster_home"),
@@ -272,6 +278,27 @@ class Settings(BaseModel):
     )
     check_upsert_latency_p95_ms_error: NonNegativeFloat = setting(
         "INDEXER_CHECK_UPSERT_LATENCY_P95_MS_ERROR", 200.0, "`upsert_latency_p95` fails above this, in ms"
+    )
+
+    # retrieval_quality: the shipped golden set scores (hybrid) recall@5 0.99 / MRR 0.91 / nDCG@10 0.93 with
+    # the local model and 0.97 / 0.80 / 0.84 with the test simulator (64-d); warn about 0.1 below the lower.
+    check_recall_at_5_warn: Fraction = setting(
+        "INDEXER_CHECK_RECALL_AT_5_WARN", 0.9, "`retrieval_quality` warns when recall@5 is below this"
+    )
+    check_recall_at_5_error: Fraction = setting(
+        "INDEXER_CHECK_RECALL_AT_5_ERROR", 0.75, "`retrieval_quality` fails when recall@5 is below this"
+    )
+    check_mrr_warn: Fraction = setting(
+        "INDEXER_CHECK_MRR_WARN", 0.7, "`retrieval_quality` warns when MRR is below this"
+    )
+    check_mrr_error: Fraction = setting(
+        "INDEXER_CHECK_MRR_ERROR", 0.5, "`retrieval_quality` fails when MRR is below this"
+    )
+    check_ndcg_at_10_warn: Fraction = setting(
+        "INDEXER_CHECK_NDCG_AT_10_WARN", 0.75, "`retrieval_quality` warns when nDCG@10 is below this"
+    )
+    check_ndcg_at_10_error: Fraction = setting(
+        "INDEXER_CHECK_NDCG_AT_10_ERROR", 0.6, "`retrieval_quality` fails when nDCG@10 is below this"
     )
 
     # -- reading ------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ from .dagster_defs.jobs import (
     register_units_job,
     remove_units_job,
 )
+from .dagster_defs.quality import quality_job, retrieval_quality
 from .dagster_defs.resources import IndexerResource
 from .dagster_defs.schedules import integrity_job, nightly_clean_up, nightly_integrity, nightly_reconcile
 from .dagster_defs.sensors import corpus_change_sensor
 
 defs = dg.Definitions(
     assets=[raw_documents, document_embeddings, qdrant_collection],
-    asset_checks=[follows_the_corpus, collection_integrity, deletions_held],
+    asset_checks=[follows_the_corpus, collection_integrity, deletions_held, retrieval_quality],
     jobs=[
         index_job,
         register_units_job,
@@ -30,6 +31,7 @@ defs = dg.Definitions(
         freshness_job,
         integrity_job,
         deletions_check_job,
+        quality_job,
     ],
     sensors=[corpus_change_sensor, alert_on_run_failure, alert_on_check_error],
     schedules=[nightly_reconcile, nightly_clean_up, nightly_integrity, freshness_schedule],

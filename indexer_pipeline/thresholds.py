@@ -39,6 +39,9 @@ SIGN_OFF = (
     ("docs_per_s", True, "docs/s"),
     ("error_rate", False, "failed requests / requests"),
     ("upsert_latency_p95_ms", False, "ms"),
+    ("recall_at_5", True, "of the golden units in the top 5"),
+    ("mrr", True, "mean reciprocal rank"),
+    ("ndcg_at_10", True, "nDCG@10"),
 )
 
 

@@ -30,6 +30,7 @@ CHECKS = {
     ("qdrant_collection", "chunks_find_themselves"),
     ("qdrant_collection", "follows_the_corpus"),
     ("qdrant_collection", "deletions_held"),
+    ("qdrant_collection", "retrieval_quality"),
 }
 JOBS = {
     "index_job",
@@ -40,6 +41,7 @@ JOBS = {
     "integrity_job",
     "confirm_deletions_job",
     "deletions_check_job",
+    "quality_job",
 }
 SCHEDULES = {
     "nightly_reconcile",
