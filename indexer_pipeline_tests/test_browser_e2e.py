@@ -121,12 +121,30 @@ def test_materialize_all_then_see_assets_and_checks_in_chromium(ui):
         page.screenshot(path=str(ARTIFACTS / "qdrant-collection-partitions.png"))
 
         page.goto(f"{base}/assets/qdrant_collection?view=checks", wait_until="networkidle", timeout=60_000)
-        for check in ("points_match_chunks", "vectors_valid", "success_rate", "chunks_find_themselves"):
+        for check in ("points_match_chunks", "vectors_valid", "success_rate", "retrieval_quality"):
             page.get_by_text(check, exact=True).first.wait_for(timeout=60_000)
         text = page.inner_text("body")
         page.screenshot(path=str(ARTIFACTS / "qdrant-collection-checks.png"), full_page=True)
+
+        # Retrieval quality over time: two more evaluations on demand, then the check's own page.
+        for _ in range(2):
+            quality = client.submit_job_execution("quality_job")
+            assert wait_until(
+                lambda q=quality: client.get_run_status(q).value in ("SUCCESS", "FAILURE") and True,
+                "quality_job",
+                log,
+            )
+        page.get_by_text("retrieval_quality", exact=True).first.click()
+        page.get_by_text("recall_at_5").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        quality_text = page.inner_text("body")
+        page.screenshot(path=str(ARTIFACTS / "retrieval-quality.png"), full_page=True)
+        page.get_by_text("Execution history", exact=True).first.click()
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(ARTIFACTS / "retrieval-quality-history.png"), full_page=True)
         browser.close()
     assert "Failed" not in text and "Passed" in text, text[:2000]
+    assert "mrr" in quality_text and "ndcg_at_10" in quality_text, quality_text[:2000]
 
     cli = str(Path(sys.executable).with_name("indexer-pipeline"))
     found = subprocess.run(
