@@ -210,3 +210,36 @@ def test_http_clients_while_an_index_run_writes(indexed, monkeypatch):
         anyio.run(after)
     finally:
         stop(server)
+
+
+def test_request_reindex_queues_an_index_job_run_only_when_allowed(indexed, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from indexer_pipeline.config import Settings
+    from indexer_pipeline.mcp_server import build_server
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    settings = Settings.from_env()
+
+    async def session(allow: bool):
+        server, index_session = build_server(settings, allow_reindex=allow)
+        try:
+            async with Client(server) as client:  # the SDK's in-process transport
+                names = {t.name for t in (await client.list_tools()).tools}
+                if not allow:
+                    assert "request_reindex" not in names
+                    return None
+                assert "no unit" in error_text(await call(client, "request_reindex", {"unit": "doc-nope"}))
+                return (await call(client, "request_reindex", {"unit": "doc-docs"})).structured_content
+        finally:
+            index_session.close()
+
+    assert anyio.run(session, False) is None
+    asked = anyio.run(session, True)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_run_by_id(asked["run_id"])
+        assert run.status == dg.DagsterRunStatus.QUEUED  # for the daemon to launch: the server wrote nothing
+        assert run.job_name == "index_job" and run.tags["dagster/partition"] == "doc-docs"
+        assert "doc-docs" in instance.get_dynamic_partitions("source_units")
