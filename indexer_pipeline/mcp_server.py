@@ -63,7 +63,8 @@ class IndexSession:
 
     def __init__(self, settings: Settings, hold_s: float, wait_s: float):
         self.settings = settings.model_copy(update={"store_wait_s": 0.0})  # the store is the session's
-        self.hold_s = float("inf") if settings.qdrant_url else hold_s
+        self.lease = not settings.qdrant_url  # a Qdrant server has no lock: its client stays open
+        self.hold_s = hold_s
         self.wait_s = wait_s
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._store: VectorStore | None = None
@@ -85,7 +86,7 @@ class IndexSession:
     def _loop(self) -> None:
         while True:
             try:
-                job = self._jobs.get(timeout=self._left()) if self._store else self._jobs.get()
+                job = self._jobs.get(timeout=self._left() if self._store and self.lease else None)
             except queue.Empty:
                 self._release()
                 continue
@@ -99,7 +100,7 @@ class IndexSession:
                 future.set_result(self._run(submitted, fn))
             except BaseException as exc:  # handed to the awaiting tool call
                 future.set_exception(exc)
-            if self._store and self._left() <= 0:
+            if self._store and self.lease and self._left() <= 0:
                 self._release()
 
     def _left(self) -> float:

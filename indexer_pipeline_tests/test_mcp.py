@@ -243,3 +243,25 @@ def test_request_reindex_queues_an_index_job_run_only_when_allowed(indexed, tmp_
         assert run.status == dg.DagsterRunStatus.QUEUED  # for the daemon to launch: the server wrote nothing
         assert run.job_name == "index_job" and run.tags["dagster/partition"] == "doc-docs"
         assert "doc-docs" in instance.get_dynamic_partitions("source_units")
+
+
+def test_a_qdrant_server_store_stays_open_between_calls(corpus_env, monkeypatch):
+    """A Qdrant server has no lock: no lease, no release, and the server keeps serving after a quiet spell."""
+    from indexer_pipeline.config import Settings
+    from indexer_pipeline.mcp_server import build_server
+
+    monkeypatch.setenv("QDRANT_URL", ":memory:")  # qdrant-client in process: the server code path
+    monkeypatch.setenv("INDEXER_MCP_STORE_HOLD_S", "0.1")
+    server, index_session = build_server(Settings.from_env())
+
+    async def session():
+        async with Client(server) as client:
+            for _ in range(2):
+                status = await call(client, "index_status", {})
+                assert status.structured_content["points"] == 0
+                await anyio.sleep(0.3)  # longer than the hold: an embedded store would be released here
+
+    try:
+        anyio.run(session)
+    finally:
+        index_session.close()
