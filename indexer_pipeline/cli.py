@@ -66,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("register", help="register the corpus's units as Dagster partitions (uses DAGSTER_HOME)")
 
+    p_mcp = sub.add_parser(
+        "mcp", help="serve the index to coding agents over the Model Context Protocol (stdio by default)"
+    )
+    p_mcp.add_argument(
+        "--http", metavar="HOST:PORT", help="serve streamable HTTP instead (host 127.0.0.1 if empty)"
+    )
+    p_mcp.add_argument(
+        "--allow-reindex", action="store_true", help="offer the request_reindex tool (queues Dagster runs)"
+    )
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()  # every setting checked before any work (SettingsError)
@@ -299,12 +309,20 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
+def cmd_mcp(ix: Indexer, args) -> int:
+    from .mcp_server import serve  # the MCP SDK is loaded only for this command
+
+    serve(ix.settings, http=args.http, allow_reindex=args.allow_reindex)
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "confirm-deletions": cmd_confirm_deletions,
     "search": cmd_search,
     "status": cmd_status,
     "register": cmd_register,
+    "mcp": cmd_mcp,
 }
 
 if __name__ == "__main__":

@@ -126,6 +126,17 @@ class Settings(BaseModel):
     store_wait_s: NonNegativeFloat = setting(
         "INDEXER_STORE_WAIT_S", 10.0, "how long `search`/`status` wait for an embedded store held by a run"
     )
+    mcp_store_hold_s: NonNegativeFloat = setting(
+        "INDEXER_MCP_STORE_HOLD_S",
+        5.0,
+        "how long `mcp` keeps the embedded store open for the calls that follow one (0: open it per call); "
+        "an index run waits at most this long for it",
+    )
+    mcp_store_wait_s: NonNegativeFloat = setting(
+        "INDEXER_MCP_STORE_WAIT_S",
+        2.0,
+        "how long an `mcp` tool call waits for an embedded store held by a run before a retryable error",
+    )
     search_embed_timeout_s: PositiveFloat = setting(
         "INDEXER_SEARCH_EMBED_TIMEOUT_S",
         2.0,
