@@ -30,6 +30,7 @@ from ..sparse import bm25_document
 from .base import (
     BOOL_FIELDS,
     CONTENT_HASH,
+    GROUP,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     MIGRATE_PAGE,
@@ -44,6 +45,7 @@ from .base import (
     StoreBusyError,
     StoredPoint,
     VectorStoreError,
+    by_group,
     check_vector_params,
     prefetch_limit,
     scroll_hashes,
@@ -161,6 +163,7 @@ class EdgeStore:
         else:
             self._check(dimension)
             self._add_sparse()
+            self._add_group()
         # Also on an existing shard: a run killed between `create` and the last index left some out.
         existing = self._shard.info().payload_schema
         missing = {name: schema for name, schema in INDEXES.items() if name not in existing}
@@ -215,6 +218,29 @@ class EdgeStore:
             ]
             if vectors:
                 self._shard.update(qe.UpdateOperation.update_vectors(vectors))
+        self._shard.flush()
+
+    def _add_group(self) -> None:
+        """Fill `group` on the points written before it, from their own payload, before its index
+        exists (ensure_collection creates it next). A run killed midway is resumed by the next."""
+        if GROUP in self._shard.info().payload_schema:
+            return
+        lacking = qe.Filter(must=[qe.IsEmptyCondition(GROUP)])
+        pages = scroll_pages(
+            lambda offset: self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=MIGRATE_PAGE,
+                    filter=lacking,
+                    with_payload=qe.PayloadSelector.Include(["kind", "unit", "doc_id"]),
+                    with_vector=False,
+                )
+            ),
+            str(self.folder),
+        )
+        for records in pages:
+            for group, ids in by_group(records).items():
+                self._shard.update(qe.UpdateOperation.set_payload(ids, {GROUP: group}))
         self._shard.flush()
 
     def _check(self, dimension: int) -> None:
