@@ -28,7 +28,7 @@ from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
 from indexer_pipeline.metrics import percentile
 from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.sparse import bm25_document, bm25_query
-from indexer_pipeline.vectorstore.base import StoredPoint
+from indexer_pipeline.vectorstore.base import GROUP, StoredPoint, group_of
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
 BATCH = 256
@@ -71,6 +71,7 @@ def corpus(points: int, dim: int, seed: int = 5) -> tuple[list[StoredPoint], lis
                 "title": f"unit {u}",
                 "text": text,
             }
+            payload[GROUP] = group_of(payload)
             point_id = str(uuid.uuid5(uuid.NAMESPACE_OID, str(i)))
             out.append(StoredPoint(point_id, sim.vector(text, dim).tolist(), payload, bm25_document(text)))
             i += 1
@@ -119,7 +120,9 @@ def main() -> None:
         ix = Indexer(Settings(data_dir=Path(tmp)), store=store)
 
         def grouped(q):
-            return store.query_groups(dense[q], sparse[q], groups=GROUPS, group_size=GROUP_SIZE)
+            return store.query_groups(
+                dense[q], sparse[q], group_by=GROUP, groups=GROUPS, group_size=GROUP_SIZE
+            )
 
         cases = {
             "dense": lambda q: store.query(dense[q], limit=10),
@@ -131,12 +134,16 @@ def main() -> None:
             ),
             "search() grouped": lambda q: search_module.search(ix, search_module.SearchRequest(q, limit=10)),
         }
-        print(f"{'case':<22} {'p50 ms':>7} {'p95 ms':>7}")
+        print(f"{'case':<22} {'p50 ms':>7} {'p95 ms':>7} {'rows':>5}")
         for name, call in cases.items():
             for q in queries[:10]:  # warm-up
                 call(q)
             times = [timed_ms(lambda q=q, call=call: call(q)) for q in queries]
-            print(f"{name:<22} {percentile(times, 50):>7.2f} {percentile(times, 95):>7.2f}", flush=True)
+            rows = len(call(queries[0]).rows) if name.startswith("search") else len(call(queries[0]))
+            print(
+                f"{name:<22} {percentile(times, 50):>7.2f} {percentile(times, 95):>7.2f} {rows:>5}",
+                flush=True,
+            )
         store.close()
 
 
