@@ -29,7 +29,7 @@ from .models import Chunk, Rejection, SourceUnit
 from .readers import read_unit
 from .sparse import bm25_document
 from .vectorstore import open_store
-from .vectorstore.base import CONTENT_HASH, SearchHit, StoredPoint, VectorStore
+from .vectorstore.base import CONTENT_HASH, GROUP, SearchHit, StoredPoint, VectorStore, group_of
 
 UPSERT_BATCH = 256
 # Chunks embedded together across units: enough to keep several full requests in flight,
@@ -441,7 +441,12 @@ class Indexer:
         # text's cache key and the payload.
         for chunk in chunks:
             ck = self.cache_key(chunk.text)
-            payload = {**chunk.payload, "text": chunk.text, "tokens": chunk.tokens}
+            payload = {
+                **chunk.payload,
+                GROUP: group_of(chunk.payload),
+                "text": chunk.text,
+                "tokens": chunk.tokens,
+            }
             h = content_hash(ck, payload)
             if existing.get(chunk.point_id) == h:
                 report.unchanged += 1

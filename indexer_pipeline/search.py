@@ -26,7 +26,7 @@ from .embeddings import Embedder, EmbeddingAuthError, EmbeddingError, make_embed
 from .readers import source_root
 from .redaction import redact
 from .sparse import bm25_query
-from .vectorstore.base import Filters, HitGroup, Range, SearchHit
+from .vectorstore.base import GROUP, Filters, HitGroup, Range, SearchHit
 
 if TYPE_CHECKING:
     from .pipeline import Indexer
@@ -222,18 +222,18 @@ def query_vector(settings: Settings, query: str) -> tuple[list[float] | None, st
 
 
 def _grouped(store, dense, sparse, limit: int, filters: Filters) -> list[HitGroup]:
-    """The best `limit` groups: tasks by unit, tree documents by doc_id. Without a kind filter both are
-    asked (one grouped query each, the store groups) and merged by score."""
-    kinds = [filters["kind"]] if "kind" in filters else list(GROUP_BY)
+    """The best `limit` groups: tasks by unit, tree documents by doc_id. One grouped query on the
+    `group` field that holds either; on a collection whose points lack it (written before it, until
+    its next index run fills it), one grouped query per kind, merged by score."""
+    if GROUP in store.payload_indexes():
+        calls = [(GROUP, filters)]
+    else:
+        kinds = [filters["kind"]] if "kind" in filters else list(GROUP_BY)
+        calls = [(GROUP_BY[kind], {**filters, "kind": kind}) for kind in kinds]
     groups: list[HitGroup] = []
-    for kind in kinds:
+    for group_by, where in calls:
         groups += store.query_groups(
-            dense,
-            sparse,
-            group_by=GROUP_BY[kind],
-            groups=limit,
-            group_size=SNIPPETS,
-            filters={**filters, "kind": kind},
+            dense, sparse, group_by=group_by, groups=limit, group_size=SNIPPETS, filters=where
         )
     groups.sort(key=lambda g: g.hits[0].score if g.hits else 0.0, reverse=True)
     return groups[:limit]

@@ -26,6 +26,8 @@ from indexer_pipeline.search import (
     parse_time,
     search,
 )
+from indexer_pipeline.vectorstore.base import GROUP
+from indexer_pipeline.vectorstore.qdrant_server import ServerStore
 
 from .conftest import TEST_DIMENSIONS
 
@@ -113,6 +115,23 @@ def test_grouping_returns_one_row_per_task_and_per_document(indexed):
     for row in tasks:  # a row's snippets are hits of its own task
         assert len(hits_by_unit[row["unit"]]) == len(row["snippets"])
     assert [r["score"] for r in result.rows] == sorted((r["score"] for r in result.rows), reverse=True)
+
+
+def test_a_search_of_tasks_and_documents_is_one_grouped_store_call(indexed, monkeypatch):
+    ix, _, _ = indexed
+    store = ix.store()
+    real, calls = store.query_groups, []
+    monkeypatch.setattr(
+        store, "query_groups", lambda *a, **kw: calls.append(kw["group_by"]) or real(*a, **kw)
+    )
+    result = run(ix, limit=40)
+    assert {r["kind"] for r in result.rows} == {"task", "document"}
+    assert len({(r["unit"], r["doc_id"]) for r in result.rows}) == len(result.rows)
+    # qdrant-client's :memory: mode keeps no payload index, so it cannot tell that every point has
+    # `group`: it asks per kind, as a collection written before `group` does until its next index run.
+    indexes = store.payload_indexes()
+    assert isinstance(store, ServerStore) or GROUP in indexes
+    assert calls == ([GROUP] if GROUP in indexes else ["unit", "doc_id"])
 
 
 def test_a_row_carries_what_a_person_needs_to_pick_it(indexed):

@@ -15,7 +15,7 @@ from qdrant_client import models
 
 from indexer_pipeline.sparse import bm25_document, bm25_query
 from indexer_pipeline.vectorstore import edge, qdrant_server
-from indexer_pipeline.vectorstore.base import SPARSE_VECTOR, StoredPoint, VectorStoreError
+from indexer_pipeline.vectorstore.base import GROUP, SPARSE_VECTOR, StoredPoint, VectorStoreError, group_of
 from indexer_pipeline.vectorstore.edge import EdgeStore
 from indexer_pipeline.vectorstore.qdrant_server import ServerStore
 
@@ -71,7 +71,7 @@ def assert_migrated(store, points: list[StoredPoint]) -> None:
     assert set(got) == {p.id for p in points} and store.count() == len(points)
     for p in points:
         assert np.allclose(got[p.id].vector, p.vector, atol=1e-6)  # the dense side untouched
-        assert got[p.id].payload == p.payload
+        assert got[p.id].payload == {**p.payload, GROUP: group_of(p.payload)}  # the row it groups under
         expected = bm25_document(p.payload["text"])
         assert got[p.id].sparse.indices == expected.indices
         assert np.allclose(got[p.id].sparse.values, expected.values, atol=1e-6)

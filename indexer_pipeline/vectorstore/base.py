@@ -21,9 +21,31 @@ KEYWORD_FIELDS = (
     "mode",
     "tool_names",
     "source_root",
+    "group",
 )
 INTEGER_FIELDS = ("timestamp", "chunk_index", "message_index")
 BOOL_FIELDS = ("has_errors",)
+
+# What a search row is, in one field so that a search mixing tasks and documents is one grouped
+# query: the unit of a task, the doc_id of a tree's document (task keys start "task-", tree
+# doc_ids "doc-…:", so the two never meet). ensure_collection fills it on points written before it,
+# and creates its index only then: the index says every point has the field.
+GROUP = "group"
+
+
+def group_of(payload: dict) -> str | None:
+    return payload.get("doc_id") if payload.get("kind") == "tree" else payload.get("unit")
+
+
+def by_group(records) -> dict[str, list]:
+    """group -> ids of the records (scrolled with kind, unit and doc_id), for filling `group`."""
+    ids: dict[str, list] = {}
+    for r in records:
+        group = group_of(r.payload or {})
+        if group is not None:
+            ids.setdefault(group, []).append(r.id)
+    return ids
+
 
 SPARSE_VECTOR = "bm25"  # the named sparse vector beside the unnamed dense one (IDF modifier)
 TEXT = "text"  # the payload field the sparse vectors are made from (on write and on migration)

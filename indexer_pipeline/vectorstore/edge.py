@@ -9,7 +9,8 @@ Edge writes it on `create`, and `info()` does not report them.
 Beside the dense vector each point holds the BM25 sparse vector `bm25`; a shard made before it gains
 the sparse vector in place (Edge 0.9 can add a named vector to a shard's config) and `ensure_collection`
 fills it from the payload text of every point that lacks it, which resumes after a crash. Edge has no
-group-by: `query_groups` runs rounds of queries that exclude the groups already full (see `_Groups`).
+group-by: `query_groups` finds groups in rounds of queries that exclude those found, then fills them
+in one query batch (see `_Groups`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..sparse import bm25_document
 from .base import (
     BOOL_FIELDS,
     CONTENT_HASH,
+    GROUP,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     MIGRATE_PAGE,
@@ -43,6 +45,7 @@ from .base import (
     StoreBusyError,
     StoredPoint,
     VectorStoreError,
+    by_group,
     check_vector_params,
     prefetch_limit,
     scroll_hashes,
@@ -52,7 +55,10 @@ from .base import (
 
 VECTOR = ""  # the shard's unnamed dense vector
 SCROLL_PAGE = 1024
-GROUP_ROUNDS = 10  # a bound on query_groups' rounds, as the server's own group-by has
+GROUP_ROUNDS = 10  # a bound on query_groups' discovery rounds, as the server's own group-by has
+# Hits a first discovery round asks per hit wanted: a group's hits cluster together, and asking for
+# more costs little (every point is scored whatever the limit), while a round more costs a query.
+DISCOVERY_FACTOR = 2
 INDEXES = {
     **{name: qe.PayloadSchemaType.Keyword for name in KEYWORD_FIELDS},
     **{name: qe.PayloadSchemaType.Integer for name in INTEGER_FIELDS},
@@ -157,6 +163,7 @@ class EdgeStore:
         else:
             self._check(dimension)
             self._add_sparse()
+            self._add_group()
         # Also on an existing shard: a run killed between `create` and the last index left some out.
         existing = self._shard.info().payload_schema
         missing = {name: schema for name, schema in INDEXES.items() if name not in existing}
@@ -211,6 +218,29 @@ class EdgeStore:
             ]
             if vectors:
                 self._shard.update(qe.UpdateOperation.update_vectors(vectors))
+        self._shard.flush()
+
+    def _add_group(self) -> None:
+        """Fill `group` on the points written before it, from their own payload, before its index
+        exists (ensure_collection creates it next). A run killed midway is resumed by the next."""
+        if GROUP in self._shard.info().payload_schema:
+            return
+        lacking = qe.Filter(must=[qe.IsEmptyCondition(GROUP)])
+        pages = scroll_pages(
+            lambda offset: self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=MIGRATE_PAGE,
+                    filter=lacking,
+                    with_payload=qe.PayloadSelector.Include(["kind", "unit", "doc_id"]),
+                    with_vector=False,
+                )
+            ),
+            str(self.folder),
+        )
+        for records in pages:
+            for group, ids in by_group(records).items():
+                self._shard.update(qe.UpdateOperation.set_payload(ids, {GROUP: group}))
         self._shard.flush()
 
     def _check(self, dimension: int) -> None:
@@ -312,29 +342,9 @@ class EdgeStore:
     def _query(
         self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: qe.Filter | None
     ) -> list[SearchHit]:
-        nearest = []
-        if dense is not None:
-            nearest.append(qe.Query.Nearest(list(dense)))
-        if sparse is not None:
-            nearest.append(qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR))
-        if not nearest:
-            raise ValueError("query needs a dense vector, a sparse vector, or both")
+        request = _request(dense, sparse, limit, where)
         if self._shard is None or limit <= 0:
             return []
-        if len(nearest) == 1:
-            request = qe.QueryRequest(
-                limit=limit, query=nearest[0], filter=where, with_payload=True, with_vector=False
-            )
-        else:
-            # The request's filter reaches the prefetches too (Qdrant propagates it).
-            request = qe.QueryRequest(
-                limit=limit,
-                prefetches=[qe.Prefetch(prefetch_limit(limit), query) for query in nearest],
-                query=qe.Fusion.Rrf(RRF_K),
-                filter=where,
-                with_payload=True,
-                with_vector=False,
-            )
         return _hits(self._shard.query(request))
 
     def query_groups(
@@ -347,15 +357,30 @@ class EdgeStore:
         group_size: int = 3,
         filters: Filters | None = None,
     ) -> list[HitGroup]:
+        _request(dense, sparse, 1, None)  # checks the vectors before the shard exists
         collected = _Groups(group_by, groups, group_size)
+        if self._shard is None or groups <= 0 or group_size <= 0:
+            return []
+        # A hybrid query's candidates each side, as the server's group-by has them: its fusion ranks
+        # the same candidates whatever a round's limit.
+        prefetch = prefetch_limit(groups * group_size)
         for _ in range(GROUP_ROUNDS):
-            if collected.done():
+            limit = collected.round_limit()
+            if not limit:
                 break
-            wanted = collected.wanted()
-            hits = self._query(dense, sparse, wanted, _filter(filters, *collected.next_round()))
-            collected.add(hits)
-            if len(hits) < wanted:  # every matching point not held yet was in this round
-                break
+            request = _request(dense, sparse, limit, _filter(filters, *collected.next_round()), prefetch)
+            hits = _hits(self._shard.query(request))
+            collected.add(hits, exhausted=len(hits) < limit)
+        fills = collected.fills()
+        if fills:  # one planned batch, one query per group still short of hits
+            batch = qe.QueryBatchRequest(
+                [
+                    _request(dense, sparse, missing, _filter(filters, *where), prefetch)
+                    for _, missing, where in fills
+                ]
+            )
+            for (key, _, _), points in zip(fills, self._shard.query_batch(batch), strict=True):
+                collected.fill(key, _hits(points))
         return collected.result()
 
     def close(self) -> None:
@@ -374,48 +399,101 @@ def _edge_sparse(vector: SparseVector) -> qe.SparseVector:
     return qe.SparseVector(list(vector.indices), list(vector.values))
 
 
+def _request(
+    dense: list[float] | None,
+    sparse: SparseVector | None,
+    limit: int,
+    where: qe.Filter | None,
+    prefetch: int | None = None,
+) -> qe.QueryRequest:
+    """One query: dense or sparse nearest, or both as prefetches (of `prefetch` candidates each,
+    by default enough for `limit`) fused by RRF; raises ValueError without a vector. The request's
+    filter reaches the prefetches too (Qdrant propagates it)."""
+    nearest = []
+    if dense is not None:
+        nearest.append(qe.Query.Nearest(list(dense)))
+    if sparse is not None:
+        nearest.append(qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR))
+    if not nearest:
+        raise ValueError("query needs a dense vector, a sparse vector, or both")
+    if len(nearest) == 1:
+        return qe.QueryRequest(
+            limit=limit, query=nearest[0], filter=where, with_payload=True, with_vector=False
+        )
+    return qe.QueryRequest(
+        limit=limit,
+        prefetches=[qe.Prefetch(prefetch or prefetch_limit(limit), query) for query in nearest],
+        query=qe.Fusion.Rrf(RRF_K),
+        filter=where,
+        with_payload=True,
+        with_vector=False,
+    )
+
+
 class _Groups:
-    """Groups built from rounds of hits the way Qdrant's server builds its own group-by: a round's
-    hits join the groups found (up to group_size each) or open new ones (up to `groups`); the next
-    round excludes the full groups and the hits held, and, once `groups` groups are found, looks only
-    at the open ones. Each round asks for just the hits still missing: no blind over-fetching. A
-    later round's groups rank below the earlier ones' (their best hit was beyond the earlier round's
-    hits), so the order of discovery is the order of the groups."""
+    """Qdrant's group-by built from plain queries, in two steps.
+
+    Discovery: rounds that each exclude every group already found, so that a round's hits open new
+    groups only. The first round asks DISCOVERY_FACTOR hits per hit wanted, as the hits of one
+    group cluster together; a round that returns fewer hits than asked has seen every point left.
+    A group opened by a later round ranks below the earlier ones' (its best hit was beyond the
+    earlier round's hits), so the order of discovery is the order of the groups.
+    Fill: the groups short of `group_size` hits get the rest in one batch of queries, one per
+    group, restricted to that group and excluding the hits it holds: the same hits a single
+    ungrouped query over every point would give it."""
 
     def __init__(self, group_by: str, groups: int, group_size: int):
         self.group_by, self.groups, self.group_size = group_by, groups, group_size
         self.found: dict[object, list[SearchHit]] = {}  # group value -> hits, best group first
+        self.complete: set = set()  # groups whose every matching point has been seen
+        self.exhausted = False
 
-    def _open(self) -> list:
-        return [k for k, hits in self.found.items() if len(hits) < self.group_size]
-
-    def done(self) -> bool:
-        return len(self.found) >= self.groups and not self._open()
-
-    def wanted(self) -> int:
-        missing = sum(self.group_size - len(self.found[k]) for k in self._open())
-        return missing + (self.groups - len(self.found)) * self.group_size
+    def round_limit(self) -> int:
+        """Hits the next discovery round asks for; 0 when discovery is over."""
+        if self.exhausted or len(self.found) >= self.groups:
+            return 0
+        return (self.groups - len(self.found)) * self.group_size * DISCOVERY_FACTOR
 
     def next_round(self) -> tuple[list, list]:
-        """(must_not, must) conditions of the next round."""
-        held = {h.id for hits in self.found.values() for h in hits}
+        """(must_not, must) conditions of the next discovery round."""
         # Points without the field belong to no group (as on the server): never fetched.
-        must_not = [qe.IsEmptyCondition(self.group_by)] + ([qe.HasIdCondition(held)] if held else [])
-        if len(self.found) >= self.groups:
-            return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchAny(self._open()))]
-        full = [k for k in self.found if k not in self._open()]
-        return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchExcept(full))] if full else []
+        must_not = [qe.IsEmptyCondition(self.group_by)]
+        known = list(self.found)
+        return must_not, [qe.FieldCondition(self.group_by, match=qe.MatchExcept(known))] if known else []
 
-    def add(self, hits: list[SearchHit]) -> None:
+    def add(self, hits: list[SearchHit], exhausted: bool) -> None:
+        opened = set()
         for hit in hits:
             key = hit.payload.get(self.group_by)
             if isinstance(key, list):  # a group is one value of the field
                 continue
-            if key in self.found:
+            if key in opened:
                 if len(self.found[key]) < self.group_size:
                     self.found[key].append(hit)
-            elif len(self.found) < self.groups:
+            elif key not in self.found and len(self.found) < self.groups:
                 self.found[key] = [hit]
+                opened.add(key)
+        self.exhausted = exhausted
+        if exhausted:
+            self.complete |= opened
+
+    def fills(self) -> list[tuple[object, int, tuple[list, list]]]:
+        """(group, hits missing, (must_not, must)) of each group that may have more hits."""
+        return [
+            (
+                key,
+                self.group_size - len(hits),
+                (
+                    [qe.HasIdCondition({h.id for h in hits})],
+                    [qe.FieldCondition(self.group_by, match=qe.MatchValue(key))],
+                ),
+            )
+            for key, hits in self.found.items()
+            if len(hits) < self.group_size and key not in self.complete
+        ]
+
+    def fill(self, key: object, hits: list[SearchHit]) -> None:
+        self.found[key] += hits
 
     def result(self) -> list[HitGroup]:
         return [HitGroup(str(key), hits) for key, hits in self.found.items()]

@@ -16,6 +16,7 @@ from ..sparse import bm25_document
 from .base import (
     BOOL_FIELDS,
     CONTENT_HASH,
+    GROUP,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     MIGRATE_PAGE,
@@ -27,6 +28,7 @@ from .base import (
     SearchHit,
     SparseVector,
     StoredPoint,
+    by_group,
     check_vector_params,
     prefetch_limit,
     scroll_hashes,
@@ -114,6 +116,7 @@ class ServerStore:
                 "use another QDRANT_COLLECTION, or drop it to re-index",
             )
             self._add_sparse(info)
+            self._add_group(info)
         else:
             self.client.create_collection(
                 self.collection,
@@ -169,6 +172,27 @@ class ServerStore:
                     ],
                     wait=True,
                 )
+
+    def _add_group(self, info: models.CollectionInfo) -> None:
+        """Fill `group` on the points written before it, from their own payload, before its index
+        exists (ensure_collection creates it next). A run stopped midway is resumed by the next."""
+        if GROUP in info.payload_schema:
+            return
+        lacking = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=GROUP))])
+        pages = scroll_pages(
+            lambda offset: self.client.scroll(
+                self.collection,
+                scroll_filter=lacking,
+                limit=MIGRATE_PAGE,
+                offset=offset,
+                with_payload=["kind", "unit", "doc_id"],
+                with_vectors=False,
+            ),
+            self.collection,
+        )
+        for records in pages:
+            for group, ids in by_group(records).items():
+                self.client.set_payload(self.collection, payload={GROUP: group}, points=ids, wait=True)
 
     def sparse_modifier(self) -> str | None:
         """The modifier of the `bm25` sparse vector ("idf"); None before creation or on a
