@@ -107,7 +107,10 @@ def search(ix: Indexer, request: SearchRequest) -> SearchResult:
         rows = [_row(g.hits, query) for g in groups]
         hits = [h for g in groups for h in g.hits]
     else:
-        hits = store.query(dense, sparse, limit=request.limit, filters=filters or None)
+        hits = sorted(  # hits tied at the limit's edge all seen, then cut by id (see _grouped)
+            store.query(dense, sparse, limit=request.limit + TIED_GROUPS, filters=filters or None),
+            key=lambda h: (-h.score, h.id),
+        )[: request.limit]
         rows = [_row([h], query) for h in hits]
     raw = [{"score": round(h.score, 4), "id": h.id, "payload": h.payload} for h in hits]
     return SearchResult(rows, raw, mode, degraded, filters)
@@ -221,6 +224,9 @@ def query_vector(settings: Settings, query: str) -> tuple[list[float] | None, st
 # -- grouping --------------------------------------------------------------------------------------
 
 
+TIED_GROUPS = 5  # rows fetched beyond the limit, so rows tied at its edge are cut by key
+
+
 def _grouped(store, dense, sparse, limit: int, filters: Filters) -> list[HitGroup]:
     """The best `limit` groups: tasks by unit, tree documents by doc_id. One grouped query on the
     `group` field that holds either; on a collection whose points lack it (written before it, until
@@ -232,10 +238,14 @@ def _grouped(store, dense, sparse, limit: int, filters: Filters) -> list[HitGrou
         calls = [(GROUP_BY[kind], {**filters, "kind": kind}) for kind in kinds]
     groups: list[HitGroup] = []
     for group_by, where in calls:
+        # A few groups beyond the limit, so groups tied at its edge are all seen and cut by key.
         groups += store.query_groups(
-            dense, sparse, group_by=group_by, groups=limit, group_size=SNIPPETS, filters=where
+            dense, sparse, group_by=group_by, groups=limit + TIED_GROUPS, group_size=SNIPPETS, filters=where
         )
-    groups.sort(key=lambda g: g.hits[0].score if g.hits else 0.0, reverse=True)
+    # By the score of the hit that found each group (a hybrid hit added later to fill a group is scored
+    # against fewer candidates), ties by key: fused scores are ranks, so ties are common, and the store
+    # returns tied hits in no fixed order.
+    groups.sort(key=lambda g: (-(g.hits[0].score if g.hits else 0.0), g.key))
     return groups[:limit]
 
 

@@ -304,3 +304,17 @@ def test_a_collection_from_before_bm25_is_searched_dense_until_its_next_index_ru
         down = _indexer(ix, openai_base_url=f"http://127.0.0.1:{_closed_port()}/v1")
         with pytest.raises(SearchRequestError, match="no BM25 side yet"):
             search(down, SearchRequest("ledger reconciliation", mode="hybrid"))
+
+
+def test_the_same_search_gives_the_same_rows_in_the_same_order(indexed):
+    """Fused scores are ranks, so ties are common and the store returns tied hits in no fixed order;
+    the rows (and so the retrieval-quality figures) must not depend on that."""
+    from indexer_pipeline.retrieval_quality import SHIPPED_QUERIES, load_golden_set
+
+    ix, _, _ = indexed
+    for golden in load_golden_set(SHIPPED_QUERIES).queries:
+        for group in (True, False):
+            request = SearchRequest(golden.query, mode="hybrid", group=group)
+            first = [(r["unit"], r["doc_id"], r["score"]) for r in search(ix, request).rows]
+            for _ in range(3):
+                assert [(r["unit"], r["doc_id"], r["score"]) for r in search(ix, request).rows] == first

@@ -430,6 +430,12 @@ def _request(
     )
 
 
+def _ranked(hits: list[SearchHit]) -> list[SearchHit]:
+    """Best first, tied hits by id: fused scores are ranks, so ties are common, and the engine returns
+    tied hits in no fixed order (a group at the edge of the result would come and go)."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))
+
+
 class _Groups:
     """Qdrant's group-by built from plain queries, in two steps.
 
@@ -463,7 +469,7 @@ class _Groups:
 
     def add(self, hits: list[SearchHit], exhausted: bool) -> None:
         opened = set()
-        for hit in hits:
+        for hit in _ranked(hits):
             key = hit.payload.get(self.group_by)
             if isinstance(key, list):  # a group is one value of the field
                 continue
@@ -493,7 +499,7 @@ class _Groups:
         ]
 
     def fill(self, key: object, hits: list[SearchHit]) -> None:
-        self.found[key] += hits
+        self.found[key] += _ranked(hits)
 
     def result(self) -> list[HitGroup]:
         return [HitGroup(str(key), hits) for key, hits in self.found.items()]
