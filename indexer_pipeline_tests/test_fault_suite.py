@@ -138,8 +138,8 @@ def test_legacy_names_and_text_are_indexed_and_no_secret_leaks(tmp_path, corpus,
     for secret in SECRETS:
         assert secret not in done.stdout + done.stderr
     assert not any(secret in text for text in sim.stats()["texts"] for secret in SECRETS)  # never sent
-    hits = json.loads(cli(env, "search", "Café smart quotes budget", "--json", "--limit", "3").stdout)
-    assert any("Café notes – naïve “smart quotes”" in h["text"] for h in hits)
+    found = json.loads(cli(env, "search", "Café smart quotes budget", "--json", "--limit", "3").stdout)
+    assert any("Café notes – naïve “smart quotes”" in h["payload"]["text"] for h in found["hits"])
     with Indexer(settings_of(env)) as ix:
         plans = [c for c in ix.catalog.chunks("doc-notes") if "Ship the worker queue" in c.text]
     assert len({c.doc_id for c in plans}) == 2  # two files that display alike, two documents

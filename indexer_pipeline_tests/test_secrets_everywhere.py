@@ -148,9 +148,9 @@ def test_no_planted_secret_leaves_the_reader_or_reaches_any_store(planted_env, s
     assert sent and leaks(repr(sent)) == [], "the texts sent to the embedding API"
 
     search = subprocess.run(
-        [str(Path(sys.executable).parent / "indexer-pipeline"), "search", "password database connection token", "--json", "--limit", "200"],
+        [str(Path(sys.executable).parent / "indexer-pipeline"), "search", "password database connection token", "--json", "--ungrouped", "--limit", "200"],
         capture_output=True, text=True, timeout=120, env=os.environ, check=True,
         cwd=planted_env.corpus_dirs[0].parent,
     )  # fmt: skip
-    assert len(json.loads(search.stdout)) > 50
+    assert len(json.loads(search.stdout)["hits"]) > 50
     assert leaks(search.stdout + search.stderr) == [], "search --json"
