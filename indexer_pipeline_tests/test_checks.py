@@ -207,10 +207,12 @@ def test_throughput_counts_documents_embedded_over_time_spent_embedding(tmp_path
     with Indexer(settings) as ix:
         report = ix.embed_units([u.key for u in units])
     [throughput] = [r for r in embedding_check_results(report) if r.check_name == "throughput"]
-    assert throughput.passed, throughput.description
     meta = report.metadata()
+    # The check judges documents embedded over the time spent embedding: the 2 s load is not in it
+    # (the verdict itself depends on this machine's speed, so it is not asserted).
     assert meta["documents_embedded"] == 1 and report.seconds > slow_load_s > report.embedding_seconds
     assert meta["docs_per_s"] == round(1 / report.embedding_seconds, 2)
+    assert throughput.metadata["value"].value == meta["docs_per_s"]
 
     (unit / "two.md").write_text("# Two\n\nAnother note, beside one already embedded.\n")
     with Indexer(settings) as ix:
