@@ -22,6 +22,17 @@ def cl100k() -> tiktoken.Encoding:
         return tiktoken.get_encoding("cl100k_base")
 
 
+class _ByteLengths(dict):
+    """Token id -> its length in bytes, filled as tokens are met (at most the vocabulary, ~100k ids)."""
+
+    def __missing__(self, token: int) -> int:
+        self[token] = length = len(cl100k().decode_single_token_bytes(token))
+        return length
+
+
+_BYTE_LENGTHS = _ByteLengths()
+
+
 def encode(text: str) -> list[int]:
     return cl100k().encode(text, disallowed_special=())
 
@@ -44,11 +55,10 @@ def token_offsets(text: str) -> list[int]:
     The same offsets as tiktoken's `decode_with_offsets`, whose per-token Python loop was most of the
     cost of chunking: here a token's byte start is the sum of the lengths before it, and a byte start
     becomes a character offset by counting the UTF-8 lead bytes before it, in numpy."""
-    enc = cl100k()
     tokens = encode(text)
     if not tokens:
         return []
-    starts = [0, *accumulate(map(len, map(enc.decode_single_token_bytes, tokens[:-1])))]
+    starts = [0, *accumulate(map(_BYTE_LENGTHS.__getitem__, tokens[:-1]))]
     data = _utf8(text)
     if len(data) == len(text):  # ASCII: one byte per character
         return starts
