@@ -99,10 +99,17 @@ def run_one(docs: int, base_url: str, profile: bool) -> dict:
         profiler = cProfile.Profile() if profile else None
         with Indexer(settings) as ix:
             units = ix.units()
+            done, rss = [0], [0, 0, 0]  # units done over the three stages; peak RSS at the end of each
+
+            def progress(n: int) -> None:  # each stage reports every unit once: the sum says which
+                done[0] += n
+                stage = min((done[0] - 1) // len(units), 2)
+                rss[stage] = max(rss[stage], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
             start = time.perf_counter()
             if profiler:
                 profiler.enable()
-            read, embedded, written = ix.index(units)
+            read, embedded, written = ix.index(units, progress)
             if profiler:
                 profiler.disable()
             elapsed = time.perf_counter() - start
@@ -120,6 +127,7 @@ def run_one(docs: int, base_url: str, profile: bool) -> dict:
         "embed_waiting_on_api_s": round(embedded.embedding_seconds, 2),
         "write_s": round(written.seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb_after_read_embed_write": rss,
     }
 
 
