@@ -6,6 +6,7 @@ import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .redaction import redact
@@ -90,6 +91,6 @@ class Chunk:
     tokens: int
     payload: dict  # source metadata (unit, doc_id, path, ...) without the text
 
-    @property
+    @cached_property  # computed once per chunk: each stage asks for it several times
     def point_id(self) -> str:
         return str(uuid.uuid5(POINT_NAMESPACE, f"{self.doc_id}\x1f{self.chunk_index}"))
