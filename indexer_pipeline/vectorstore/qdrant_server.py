@@ -93,9 +93,14 @@ class ServerStore:
         self.shard_number = shard_number
         self.replication_factor = replication_factor
         self.index = index
-        self._search = models.SearchParams(
-            hnsw_ef=index.hnsw_ef,
-            quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
+        # Local mode scans every point (and warns that search params have no effect): none sent there.
+        self._search = (
+            None
+            if url == ":memory:"
+            else models.SearchParams(
+                hnsw_ef=index.hnsw_ef,
+                quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
+            )
         )
         if url == ":memory:":
             self.client = QdrantClient(location=":memory:")
