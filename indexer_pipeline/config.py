@@ -143,7 +143,7 @@ class Settings(BaseModel):
         "QDRANT_HNSW_EF_CONSTRUCT", 100, "HNSW candidates while building, at collection creation"
     )
     hnsw_ef: PositiveInt = setting(
-        "QDRANT_HNSW_EF", 128, "HNSW candidates while searching: higher is slower and nearer exact"
+        "QDRANT_HNSW_EF", 256, "HNSW candidates while searching: higher is slower and nearer exact"
     )
     indexing_threshold_kb: PositiveInt = setting(
         "QDRANT_INDEXING_THRESHOLD_KB",
