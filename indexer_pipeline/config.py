@@ -137,6 +137,31 @@ class Settings(BaseModel):
         2.0,
         "how long an `mcp` tool call waits for an embedded store held by a run before a retryable error",
     )
+    # -- the dense index (fixed when the collection is created; measured by benchmarks/bench_index.py)
+    hnsw_m: PositiveInt = setting("QDRANT_HNSW_M", 16, "HNSW links per point, at collection creation")
+    hnsw_ef_construct: PositiveInt = setting(
+        "QDRANT_HNSW_EF_CONSTRUCT", 100, "HNSW candidates while building, at collection creation"
+    )
+    hnsw_ef: PositiveInt = setting(
+        "QDRANT_HNSW_EF", 256, "HNSW candidates while searching: higher is slower and nearer exact"
+    )
+    indexing_threshold_kb: PositiveInt = setting(
+        "QDRANT_INDEXING_THRESHOLD_KB",
+        10_000,
+        "KB of vectors a segment holds before it gets an HNSW index (below, it is scanned exactly)",
+    )
+    quantization: Literal["int8", "none"] = setting(
+        "QDRANT_QUANTIZATION",
+        "int8",
+        "`int8` scalar quantization (rescored on the original vectors) or `none`, at collection creation",
+    )
+    oversampling: Annotated[float, Field(ge=1, allow_inf_nan=False), Must("a number of at least 1")] = (
+        setting(
+            "QDRANT_OVERSAMPLING",
+            2.0,
+            "quantized candidates per hit wanted, rescored on the original vectors",
+        )
+    )
     search_embed_timeout_s: PositiveFloat = setting(
         "INDEXER_SEARCH_EMBED_TIMEOUT_S",
         2.0,

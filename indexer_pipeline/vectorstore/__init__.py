@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .base import VectorStore
+from .base import IndexParams, VectorStore
+
+
+def index_params(settings: Settings) -> IndexParams:
+    return IndexParams(
+        hnsw_m=settings.hnsw_m,
+        hnsw_ef_construct=settings.hnsw_ef_construct,
+        hnsw_ef=settings.hnsw_ef,
+        indexing_threshold_kb=settings.indexing_threshold_kb,
+        quantization=settings.quantization,
+        oversampling=settings.oversampling,
+    )
 
 
 def open_store(settings: Settings, wait_s: float = 10.0) -> VectorStore:
@@ -19,7 +30,8 @@ def open_store(settings: Settings, wait_s: float = 10.0) -> VectorStore:
             api_key=settings.qdrant_api_key,
             shard_number=settings.qdrant_shard_number,
             replication_factor=settings.qdrant_replication_factor,
+            index=index_params(settings),
         )
     from .edge import EdgeStore
 
-    return EdgeStore(settings.edge_path, settings.collection, wait_s=wait_s)
+    return EdgeStore(settings.edge_path, settings.collection, wait_s=wait_s, index=index_params(settings))

@@ -11,6 +11,12 @@ the sparse vector in place (Edge 0.9 can add a named vector to a shard's config)
 fills it from the payload text of every point that lacks it, which resumes after a crash. Edge has no
 group-by: `query_groups` finds groups in rounds of queries that exclude those found, then fills them
 in one query batch (see `_Groups`).
+
+The dense vectors get an HNSW index and int8 scalar quantization as `IndexParams` say, fixed at
+`create` (Edge records them in `edge_config.json`; a shard made before keeps what it was made with,
+Edge's defaults: no quantization). Edge has no background optimizer: `flush` calls `optimize`, which
+indexes only the segments past the indexing threshold, so small writes stay cheap and a large one is
+indexed in the run that wrote it; the nightly clean-up calls it too.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from .base import (
     TEXT,
     Filters,
     HitGroup,
+    IndexParams,
     Range,
     SearchHit,
     SparseVector,
@@ -65,6 +72,9 @@ INDEXES = {
     **{name: qe.PayloadSchemaType.Bool for name in BOOL_FIELDS},
 }
 SPARSE_PARAMS = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+# A filtered search whose matching vectors weigh less than this (KB) scans them instead of walking
+# the graph: Qdrant's default, and a unit's few hundred points are always below it.
+FULL_SCAN_KB = 10_000
 
 
 class _FolderLock:
@@ -131,10 +141,18 @@ def _hits(points) -> list[SearchHit]:
 
 
 class EdgeStore:
-    def __init__(self, folder: Path, collection: str = "documents", wait_s: float = 10.0):
+    def __init__(
+        self,
+        folder: Path,
+        collection: str = "documents",
+        wait_s: float = 10.0,
+        index: IndexParams = IndexParams(),  # noqa: B008 - frozen
+    ):
         """Takes the folder's lock (waiting up to `wait_s`, then StoreBusyError), loads the shard if any."""
         self.folder = Path(folder)
         self.collection = collection
+        self.index = index
+        self._search = _search_params(index)
         self._config_path = self.folder / "edge_config.json"
         self._lock = _FolderLock(self.folder, wait_s)
         self._shard: qe.EdgeShard | None = None
@@ -158,6 +176,17 @@ class EdgeStore:
             config = qe.EdgeConfig(
                 vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
                 sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS},
+                hnsw_config=qe.HnswIndexConfig(
+                    m=self.index.hnsw_m,
+                    ef_construct=self.index.hnsw_ef_construct,
+                    full_scan_threshold=FULL_SCAN_KB,
+                ),
+                quantization_config=qe.ScalarQuantizationConfig(
+                    qe.ScalarType.Int8, quantile=0.99, always_ram=True
+                )
+                if self.index.quantization == "int8"
+                else None,
+                optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.index.indexing_threshold_kb),
             )
             self._shard = qe.EdgeShard.create(str(self.folder), config)
         else:
@@ -281,9 +310,26 @@ class EdgeStore:
             self._require().update(qe.UpdateOperation.delete_points(ids))
 
     def flush(self) -> None:
-        """Persist segments (~17 ms a call): once per stage, not per batch; the WAL covers a crash."""
+        """Persist segments (~17 ms a call): once per stage, not per batch; the WAL covers a crash.
+        Then index what passed the threshold (see the module's docstring)."""
         if self._shard is not None:
             self._shard.flush()
+            self.optimize()
+
+    def optimize(self) -> None:
+        if self._shard is not None:
+            self._shard.optimize()
+
+    def quantization(self) -> str:
+        """ "int8" or "none", as the shard was created; "none" before creation."""
+        if self._shard is None:
+            return "none"
+        config = json.loads(self._config_path.read_text()).get("quantization_config") or {}
+        return "int8" if "scalar" in config else "none"
+
+    def indexed_vectors(self) -> int:
+        """Vectors in indexed segments, as Edge counts them: the sparse ones too, which are always indexed."""
+        return self._shard.info().indexed_vectors_count if self._shard is not None else 0
 
     def unit_hashes(self, unit: str) -> dict[str, str]:
         if self._shard is None:
@@ -342,9 +388,16 @@ class EdgeStore:
     def _query(
         self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: qe.Filter | None
     ) -> list[SearchHit]:
-        request = _request(dense, sparse, limit, where)
+        request = _request(dense, sparse, limit, where, params=self._search)
         if self._shard is None or limit <= 0:
             return []
+        return _hits(self._shard.query(request))
+
+    def exact_search(self, vector: list[float], limit: int = 10) -> list[SearchHit]:
+        """Every point scored on its original vector, no index: the reference recall is measured against."""
+        if self._shard is None or limit <= 0:
+            return []
+        request = _request(vector, None, limit, None, params=qe.SearchParams(exact=True))
         return _hits(self._shard.query(request))
 
     def query_groups(
@@ -368,14 +421,16 @@ class EdgeStore:
             limit = collected.round_limit()
             if not limit:
                 break
-            request = _request(dense, sparse, limit, _filter(filters, *collected.next_round()), prefetch)
+            request = _request(
+                dense, sparse, limit, _filter(filters, *collected.next_round()), prefetch, self._search
+            )
             hits = _hits(self._shard.query(request))
             collected.add(hits, exhausted=len(hits) < limit)
         fills = collected.fills()
         if fills:  # one planned batch, one query per group still short of hits
             batch = qe.QueryBatchRequest(
                 [
-                    _request(dense, sparse, missing, _filter(filters, *where), prefetch)
+                    _request(dense, sparse, missing, _filter(filters, *where), prefetch, self._search)
                     for _, missing, where in fills
                 ]
             )
@@ -405,28 +460,42 @@ def _request(
     limit: int,
     where: qe.Filter | None,
     prefetch: int | None = None,
+    params: qe.SearchParams | None = None,
 ) -> qe.QueryRequest:
     """One query: dense or sparse nearest, or both as prefetches (of `prefetch` candidates each,
     by default enough for `limit`) fused by RRF; raises ValueError without a vector. The request's
-    filter reaches the prefetches too (Qdrant propagates it)."""
+    filter reaches the prefetches too (Qdrant propagates it); `params` (HNSW ef, quantization)
+    reach the dense search."""
     nearest = []
     if dense is not None:
-        nearest.append(qe.Query.Nearest(list(dense)))
+        nearest.append((qe.Query.Nearest(list(dense)), params))
     if sparse is not None:
-        nearest.append(qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR))
+        nearest.append((qe.Query.Nearest(_edge_sparse(sparse), using=SPARSE_VECTOR), None))
     if not nearest:
         raise ValueError("query needs a dense vector, a sparse vector, or both")
     if len(nearest) == 1:
+        query, params = nearest[0]
         return qe.QueryRequest(
-            limit=limit, query=nearest[0], filter=where, with_payload=True, with_vector=False
+            limit=limit, query=query, filter=where, with_payload=True, with_vector=False, params=params
         )
     return qe.QueryRequest(
         limit=limit,
-        prefetches=[qe.Prefetch(prefetch or prefetch_limit(limit), query) for query in nearest],
+        prefetches=[
+            qe.Prefetch(prefetch or prefetch_limit(limit), query, params=params) for query, params in nearest
+        ],
         query=qe.Fusion.Rrf(RRF_K),
         filter=where,
         with_payload=True,
         with_vector=False,
+    )
+
+
+def _search_params(index: IndexParams) -> qe.SearchParams:
+    """HNSW ef, and on a quantized shard: score int8 vectors for `oversampling` x the hits wanted,
+    then rescore those on the original vectors (Edge ignores the quantization part on a shard without)."""
+    return qe.SearchParams(
+        hnsw_ef=index.hnsw_ef,
+        quantization=qe.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
     )
 
 

@@ -24,6 +24,7 @@ from .base import (
     TEXT,
     Filters,
     HitGroup,
+    IndexParams,
     Range,
     SearchHit,
     SparseVector,
@@ -84,12 +85,23 @@ class ServerStore:
         shard_number: int | None = None,
         replication_factor: int | None = None,
         timeout_s: int = 60,
+        index: IndexParams = IndexParams(),  # noqa: B008 - frozen
     ):
         """`url` ":memory:" gives qdrant-client's in-process mode; `shard_number` and
         `replication_factor` apply when this store creates the collection on a cluster."""
         self.collection = collection
         self.shard_number = shard_number
         self.replication_factor = replication_factor
+        self.index = index
+        # Local mode scans every point (and warns that search params have no effect): none sent there.
+        self._search = (
+            None
+            if url == ":memory:"
+            else models.SearchParams(
+                hnsw_ef=index.hnsw_ef,
+                quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
+            )
+        )
         if url == ":memory:":
             self.client = QdrantClient(location=":memory:")
         else:
@@ -124,6 +136,19 @@ class ServerStore:
                 sparse_vectors_config={
                     SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                 },
+                hnsw_config=models.HnswConfigDiff(
+                    m=self.index.hnsw_m, ef_construct=self.index.hnsw_ef_construct
+                ),
+                optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=self.index.indexing_threshold_kb
+                ),
+                quantization_config=models.ScalarQuantization(
+                    scalar=models.ScalarQuantizationConfig(
+                        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                    )
+                )
+                if self.index.quantization == "int8"
+                else None,
                 shard_number=self.shard_number,
                 replication_factor=self.replication_factor,
             )
@@ -294,7 +319,9 @@ class ServerStore:
         query's filter reaches the prefetches too (Qdrant propagates it)."""
         nearest = []
         if dense is not None:
-            nearest.append(models.Prefetch(query=list(dense), limit=prefetch_limit(limit)))
+            nearest.append(
+                models.Prefetch(query=list(dense), limit=prefetch_limit(limit), params=self._search)
+            )
         if sparse is not None:
             nearest.append(
                 models.Prefetch(query=_sparse(sparse), using=SPARSE_VECTOR, limit=prefetch_limit(limit))
@@ -302,7 +329,7 @@ class ServerStore:
         if not nearest:
             raise ValueError("query needs a dense vector, a sparse vector, or both")
         if len(nearest) == 1:
-            return {"query": nearest[0].query, "using": nearest[0].using}
+            return {"query": nearest[0].query, "using": nearest[0].using, "search_params": nearest[0].params}
         return {"prefetch": nearest, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
 
     def query(
@@ -345,6 +372,9 @@ class ServerStore:
             **request,
         )
         return [HitGroup(str(g.id), _hits(g.hits)) for g in response.groups]
+
+    def optimize(self) -> None:
+        """The server's optimizer indexes in the background, by the same thresholds: nothing to do."""
 
     def close(self) -> None:
         self.client.close()
