@@ -226,19 +226,7 @@ class EdgeStore:
         lacking = qe.Filter(must_not=[qe.HasVectorCondition(SPARSE_VECTOR)])
         if not self._shard.count(qe.CountRequest(exact=True, filter=lacking)):
             return
-        pages = scroll_pages(
-            lambda offset: self._shard.scroll(
-                qe.ScrollRequest(
-                    offset=offset,
-                    limit=MIGRATE_PAGE,
-                    filter=lacking,
-                    with_payload=qe.PayloadSelector.Include([TEXT]),
-                    with_vector=False,
-                )
-            ),
-            str(self.folder),
-        )
-        for records in pages:
+        for records in self._pages(lacking, [TEXT]):
             vectors = [
                 qe.PointVectors(
                     r.id, {SPARSE_VECTOR: _edge_sparse(bm25_document((r.payload or {}).get(TEXT, "")))}
@@ -249,25 +237,28 @@ class EdgeStore:
                 self._shard.update(qe.UpdateOperation.update_vectors(vectors))
         self._shard.flush()
 
+    def _pages(self, where: qe.Filter, fields: list[str]):
+        """Pages of the points matching `where`, with only `fields` of their payload (migrations)."""
+        return scroll_pages(
+            lambda offset: self._shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=MIGRATE_PAGE,
+                    filter=where,
+                    with_payload=qe.PayloadSelector.Include(fields),
+                    with_vector=False,
+                )
+            ),
+            str(self.folder),
+        )
+
     def _add_group(self) -> None:
         """Fill `group` on the points written before it, from their own payload, before its index
         exists (ensure_collection creates it next). A run killed midway is resumed by the next."""
         if GROUP in self._shard.info().payload_schema:
             return
         lacking = qe.Filter(must=[qe.IsEmptyCondition(GROUP)])
-        pages = scroll_pages(
-            lambda offset: self._shard.scroll(
-                qe.ScrollRequest(
-                    offset=offset,
-                    limit=MIGRATE_PAGE,
-                    filter=lacking,
-                    with_payload=qe.PayloadSelector.Include(["kind", "unit", "doc_id"]),
-                    with_vector=False,
-                )
-            ),
-            str(self.folder),
-        )
-        for records in pages:
+        for records in self._pages(lacking, ["kind", "unit", "doc_id"]):
             for group, ids in by_group(records).items():
                 self._shard.update(qe.UpdateOperation.set_payload(ids, {GROUP: group}))
         self._shard.flush()

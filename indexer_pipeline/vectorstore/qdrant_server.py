@@ -173,18 +173,7 @@ class ServerStore:
             )
         if not self.client.count(self.collection, count_filter=LACKING_SPARSE, exact=True).count:
             return
-        pages = scroll_pages(
-            lambda offset: self.client.scroll(
-                self.collection,
-                scroll_filter=LACKING_SPARSE,
-                limit=MIGRATE_PAGE,
-                offset=offset,
-                with_payload=[TEXT],
-                with_vectors=False,
-            ),
-            self.collection,
-        )
-        for records in pages:
+        for records in self._pages(LACKING_SPARSE, [TEXT]):
             if records:
                 self.client.update_vectors(
                     self.collection,
@@ -198,24 +187,27 @@ class ServerStore:
                     wait=True,
                 )
 
+    def _pages(self, where: models.Filter, fields: list[str]):
+        """Pages of the points matching `where`, with only `fields` of their payload (migrations)."""
+        return scroll_pages(
+            lambda offset: self.client.scroll(
+                self.collection,
+                scroll_filter=where,
+                limit=MIGRATE_PAGE,
+                offset=offset,
+                with_payload=fields,
+                with_vectors=False,
+            ),
+            self.collection,
+        )
+
     def _add_group(self, info: models.CollectionInfo) -> None:
         """Fill `group` on the points written before it, from their own payload, before its index
         exists (ensure_collection creates it next). A run stopped midway is resumed by the next."""
         if GROUP in info.payload_schema:
             return
         lacking = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key=GROUP))])
-        pages = scroll_pages(
-            lambda offset: self.client.scroll(
-                self.collection,
-                scroll_filter=lacking,
-                limit=MIGRATE_PAGE,
-                offset=offset,
-                with_payload=["kind", "unit", "doc_id"],
-                with_vectors=False,
-            ),
-            self.collection,
-        )
-        for records in pages:
+        for records in self._pages(lacking, ["kind", "unit", "doc_id"]):
             for group, ids in by_group(records).items():
                 self.client.set_payload(self.collection, payload={GROUP: group}, points=ids, wait=True)
 
