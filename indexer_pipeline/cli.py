@@ -186,12 +186,17 @@ def row_line(row: dict) -> str:
 
 
 def status_report(ix: Indexer) -> dict:
+    """What the CLI's `status` and the MCP door's `index_status` show. The corpus is listed as a sync
+    would (`look`), so a missing root is reported, not raised, beside the deletions held for it."""
     units = ix.catalog.units()
     indexed = [u.indexed_at for u in units if u.indexed_at]
+    view = look(ix.settings.corpus_dirs)
     report = {
         "collection": ix.settings.collection,
         "store": ix.settings.qdrant_url or str(ix.settings.edge_path),
-        "units_in_corpus": len(ix.units()),
+        "units_in_corpus": len(view.units),
+        "missing_roots": [str(r) for r in view.missing],
+        "held_deletions": [h.__dict__ for h in ix.catalog.held_deletions().values()],
         "units_read": len(units),
         "units_indexed": len(indexed),
         "units_pending": [u.key for u in units if u.indexed_fingerprint != u.fingerprint],
@@ -272,6 +277,11 @@ def cmd_status(ix: Indexer, args) -> int:
     print(f"last indexed     {report['last_indexed'] or 'never'}")
     cache = report["cache"]
     print(f"embedding cache  {cache['entries']:,} entries, {human_size(cache['bytes'])}")
+    for root in report["missing_roots"]:
+        print(f"missing root     {root} (unmounted, moved or renamed?): its units stay indexed")
+    if report["held_deletions"]:
+        held = {h["unit"]: HeldDeletion(**h) for h in report["held_deletions"]}
+        print(_held_report(held))
     if report["checks"]:
         print("latest checks:")
         for c in report["checks"]:

@@ -267,3 +267,20 @@ def test_a_model_the_server_does_not_serve_is_one_line_and_exit_2(corpus_env, si
     assert main(["index", "--unit", "doc-docs"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("indexer-pipeline: ") and "EMBEDDING_MODEL" in err
+
+
+def test_status_with_a_missing_root_names_it_and_the_held_deletions(corpus_env, capsys):
+    """`status` lists the corpus as a sync does: a missing root is shown, not a traceback or exit 2."""
+    assert main(["index"]) == 0
+    root = corpus_env.corpus_dirs[0]
+    root.rename(root.with_name("unmounted"))
+    assert main(["index"]) == 3  # the sync holds the deletion of every unit of that root
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["missing_roots"] == [str(root)] and status["units_in_corpus"] == 0
+    held = {h["unit"] for h in status["held_deletions"]}
+    assert held == set(_points_by_unit(corpus_env)) and len(held) == status["units_indexed"] == 16
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"missing root     {root}" in out and "16 units are kept in the index" in out
