@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import textwrap
 from pathlib import Path
 
 import dagster as dg
@@ -120,3 +121,27 @@ def test_range_materialization_on_a_postgres_instance(postgres, corpus_env, tmp_
         cur.execute("SELECT count(*) FROM asset_check_executions WHERE run_id = %s", (result.run_id,))
         assert cur.fetchone()[0] >= len(evaluations)
     conn.close()
+
+
+def test_the_readmes_cluster_dagster_yaml_loads(postgres, tmp_path, monkeypatch):
+    """The README's dagster.yaml for runs in containers is valid as written: PostgreSQL storage (pointed
+    at the test's server) and Dagster's own Docker run launcher, with the settings it passes on."""
+    from dagster_docker import DockerRunLauncher
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = next(b for b in readme.split("```yaml\n")[1:] if "DockerRunLauncher" in b).split("```")[0]
+    block = block.replace("hostname: db.internal", "hostname: 127.0.0.1").replace(
+        "port: 5432", f"port: {postgres}"
+    )
+    block = block.replace("username: dagster", "username: postgres")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", PASSWORD)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(textwrap.dedent(block))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert "Postgres" in type(instance.run_storage).__name__
+        launcher = instance.run_launcher
+        assert isinstance(launcher, DockerRunLauncher)
+        assert {"OPENAI_API_KEY", "QDRANT_URL", "INDEXER_DATA_DIR"} <= set(launcher.env_vars)
+        assert launcher.container_kwargs["volumes"]
+        instance.get_runs()  # the storage answers: the password came from the environment
