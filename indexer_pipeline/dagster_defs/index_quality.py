@@ -8,7 +8,7 @@ run that wrote a few chunks. Run alone (the UI's Execute, `integrity_job` nightl
 optimize) it always samples.
 
 A recall below the threshold WARNs and never blocks: nothing is lost (the original vectors are intact,
-exact search still finds everything), the remedy is a search-time setting (QDRANT_HNSW_EF) that
+exact search still finds everything), the first remedy is a search-time setting (QDRANT_HNSW_EF) that
 takes effect at the next search, and a 50-query sample is noisy near the line. ERROR, which pages
 through the alert sensor, is kept for lost or corrupt points.
 """
@@ -68,7 +68,12 @@ def recall_result(report: RecallReport, threshold: float) -> dg.AssetCheckResult
         description=(
             f"recall@{RECALL_K} of the index against exact search = {report.mean:.3f} (lowest {report.min:.2f}) "
             f"over {report.sampled} sampled points of {report.points}; pass ≥ {threshold:g}. "
-            + ("" if passed else "Raise QDRANT_HNSW_EF (read at each search) or QDRANT_OVERSAMPLING.")
+            + (
+                ""
+                if passed
+                else "Raise QDRANT_HNSW_EF (read at each search); if that is not enough, the graph is too sparse: "
+                "QDRANT_HNSW_M and QDRANT_HNSW_EF_CONSTRUCT apply to a new collection."
+            )
         ),
     )
 
