@@ -337,6 +337,20 @@ class Settings(BaseModel):
         "INDEXER_CHECK_NDCG_AT_10_ERROR", 0.6, "`retrieval_quality` fails when nDCG@10 is below this"
     )
 
+    # index_recall: recall@10 of the index against exact search, sampled (index_quality.py). At the default
+    # index settings it is 1.000 at 3,000 x 1536-d and 0.999 at 100k x 1536-d (benchmarks/bench_index.py).
+    check_index_recall_at_10: Fraction = setting(
+        "INDEXER_CHECK_INDEX_RECALL_AT_10",
+        0.95,
+        "`index_recall` warns when the index's recall@10 against exact search is below this",
+    )
+    recall_check_min_points: NonNegativeInt = setting(
+        "INDEXER_RECALL_CHECK_MIN_POINTS",
+        10_000,
+        "`index_recall` samples after a run that upserted or deleted at least this many points "
+        "(run alone, as nightly, it always samples)",
+    )
+
     # -- reading ------------------------------------------------------------------------------
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

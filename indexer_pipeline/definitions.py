@@ -7,6 +7,7 @@ from .dagster_defs.assets import document_embeddings, qdrant_collection, raw_doc
 from .dagster_defs.checks import collection_integrity
 from .dagster_defs.deletions import deletions_check_job, deletions_held
 from .dagster_defs.freshness import follows_the_corpus, freshness_job, freshness_schedule
+from .dagster_defs.index_quality import index_recall
 from .dagster_defs.jobs import (
     clean_up_job,
     confirm_deletions_job,
@@ -21,7 +22,7 @@ from .dagster_defs.sensors import corpus_change_sensor
 
 defs = dg.Definitions(
     assets=[raw_documents, document_embeddings, qdrant_collection],
-    asset_checks=[follows_the_corpus, collection_integrity, deletions_held, retrieval_quality],
+    asset_checks=[follows_the_corpus, collection_integrity, deletions_held, retrieval_quality, index_recall],
     jobs=[
         index_job,
         register_units_job,

@@ -31,6 +31,7 @@ CHECKS = {
     ("qdrant_collection", "follows_the_corpus"),
     ("qdrant_collection", "deletions_held"),
     ("qdrant_collection", "retrieval_quality"),
+    ("qdrant_collection", "index_recall"),
 }
 JOBS = {
     "index_job",

@@ -239,6 +239,25 @@ def test_search_is_nearest_first_and_honours_filters(store):
     assert by_index.id == points[7].id
 
 
+def test_exact_search_is_numpys_cosine_ranking_and_the_index_figures_answer(store):
+    """The reference index_recall measures against: every point scored on its original vector."""
+    points = [point(i) for i in range(60)]
+    store.upsert(points)
+    store.flush()
+    matrix = np.array([p.vector for p in points])
+    query = points[0].vector
+    scores = matrix @ np.array(query)  # unit vectors: the dot product is the cosine
+    expected = [points[i].id for i in np.argsort(-scores)[:10]]
+    hits = store.exact_search(query, limit=10)
+    assert [h.id for h in hits] == expected
+    assert [h.score for h in hits] == pytest.approx(sorted(scores, reverse=True)[:10], abs=1e-5)
+    # qdrant-client's local mode has no index and keeps no quantization: it says so.
+    assert store.exact_only == (not isinstance(store, EdgeStore))
+    assert store.quantization() == ("none" if store.exact_only else "int8")
+    # Edge counts the sparse vectors, which are always indexed; the dense ones are below the threshold.
+    assert store.indexed_vectors() == (0 if store.exact_only else len(points))
+
+
 def test_distance_is_cosine(store):
     points = [point(i) for i in range(10)]
     store.upsert(points)

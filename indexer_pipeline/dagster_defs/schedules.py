@@ -1,5 +1,5 @@
 """Scheduled runs: a nightly reconcile that catches what the change sensor missed, the nightly
-clean-up, and a nightly integrity check of the whole collection.
+clean-up, and a nightly integrity check of the whole collection with a sample of the index's recall.
 
 A plain schedule on a dynamic-partitioned job requests no partition, so this one chooses its
 partitions itself: every unit whose files differ from what was last indexed successfully
@@ -9,6 +9,7 @@ partitions itself: every unit whose files differ from what was last indexed succ
 import dagster as dg
 
 from .checks import collection_integrity
+from .index_quality import index_recall
 from .jobs import clean_up_job, index_job
 from .resources import IndexerResource
 from .sensors import change_requests, corpus_state, plan_changes
@@ -42,8 +43,9 @@ nightly_clean_up = dg.ScheduleDefinition(
 
 integrity_job = dg.define_asset_job(
     "integrity_job",
-    selection=dg.AssetSelection.checks(collection_integrity),
-    description="Check every point and vector of the collection against the catalog.",
+    selection=dg.AssetSelection.checks(collection_integrity, index_recall),
+    description="Check every point and vector of the collection against the catalog, and sample the "
+    "index's recall against exact search.",
 )
 
 nightly_integrity = dg.ScheduleDefinition(
@@ -51,5 +53,6 @@ nightly_integrity = dg.ScheduleDefinition(
     job=integrity_job,
     cron_schedule="0 4 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly: points_match_chunks, vectors_valid and chunks_find_themselves over the whole collection.",
+    description="Nightly: points_match_chunks, vectors_valid and chunks_find_themselves over the whole collection, "
+    "and index_recall after the clean-up's optimize.",
 )

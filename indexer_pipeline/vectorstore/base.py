@@ -178,6 +178,8 @@ class HitGroup:
 
 class VectorStore(Protocol):
     collection: str
+    index: IndexParams
+    exact_only: bool  # no index at all (qdrant-client's local mode): every search is exact
 
     def ensure_collection(self, dimension: int) -> None:
         """Create the collection (cosine dense + BM25 sparse, payload indexes) or check that the
@@ -218,6 +220,16 @@ class VectorStore(Protocol):
         filters: Filters | None = None,
     ) -> list[SearchHit]:
         """Dense only, sparse only, or both as prefetches fused by Qdrant (RRF) in one request."""
+
+    def exact_search(self, vector: list[float], limit: int = 10) -> list[SearchHit]:
+        """Nearest points scored on their original vectors, no index and no quantization: the reference
+        the index's recall is measured against."""
+
+    def indexed_vectors(self) -> int:
+        """Vectors in indexed segments, as the engine counts them (the sparse ones too)."""
+
+    def quantization(self) -> str:
+        """ "int8" or "none", as the collection was created."""
 
     def query_groups(
         self,

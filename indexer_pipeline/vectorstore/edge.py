@@ -141,6 +141,8 @@ def _hits(points) -> list[SearchHit]:
 
 
 class EdgeStore:
+    exact_only = False  # an indexed segment is searched by its HNSW graph (see exact_search)
+
     def __init__(
         self,
         folder: Path,

@@ -94,14 +94,16 @@ class ServerStore:
         self.replication_factor = replication_factor
         self.index = index
         # Local mode scans every point (and warns that search params have no effect): none sent there.
+        self.exact_only = url == ":memory:"
         self._search = (
             None
-            if url == ":memory:"
+            if self.exact_only
             else models.SearchParams(
                 hnsw_ef=index.hnsw_ef,
                 quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
             )
         )
+        self._exact = None if self.exact_only else models.SearchParams(exact=True)
         if url == ":memory:":
             self.client = QdrantClient(location=":memory:")
         else:
@@ -339,6 +341,28 @@ class ServerStore:
             self.collection, limit=limit, query_filter=_filter(filters), with_payload=True, **request
         )
         return _hits(response.points)
+
+    def exact_search(self, vector: list[float], limit: int = 10) -> list[SearchHit]:
+        """Every point scored on its original vector, no index: the reference recall is measured against."""
+        if not self._ready() or limit <= 0:
+            return []
+        response = self.client.query_points(
+            self.collection, query=list(vector), limit=limit, search_params=self._exact, with_payload=False
+        )
+        return _hits(response.points)
+
+    def indexed_vectors(self) -> int:
+        """Vectors in indexed segments, as the server counts them (local mode indexes nothing: 0)."""
+        return (
+            (self.client.get_collection(self.collection).indexed_vectors_count or 0) if self._ready() else 0
+        )
+
+    def quantization(self) -> str:
+        """ "int8" or "none", as the collection was created; "none" before creation."""
+        if not self._ready():
+            return "none"
+        config = self.client.get_collection(self.collection).config.quantization_config
+        return "int8" if isinstance(config, models.ScalarQuantization) else "none"
 
     def query_groups(
         self,
