@@ -1,43 +1,56 @@
-"""Indexed search on Qdrant Edge: exact scan vs HNSW vs HNSW + int8 scalar quantization (rescored).
+"""Indexed search on Qdrant Edge: exact scan vs HNSW vs HNSW + int8 scalar quantization (rescored), up to
+a million points (issue 12, item 1).
 
-For each mode: points are written through `EdgeStore`, then `flush()` builds the index (its seconds
-printed, and those of a later flush after rewriting 1 % of the points), and the store's disk size, dense search p50/p95 (query embedding excluded) and recall@10
-against exact search on the same shard are measured. Vectors have real structure: the embedding
-simulator's text-derived vectors over bench_groups' topic corpus (random unit vectors are HNSW's worst
-case and say nothing). Queries are held-out chunks spread over the corpus. Prints figures; asserts nothing.
+Each mode runs in a process of its own (its peak RSS is its own): points are written through
+`EdgeStore` in large batches, then `flush()` builds the index (its wall and CPU seconds printed, and
+those of a later flush after rewriting 1 % of the points), then the store's disk size, its reopen time
+and dense search p50/p95 (query embedding excluded) and recall@10 against exact search on the same shard
+are measured. Vectors have real structure: the embedding simulator's text-derived vectors over
+bench_groups' topic corpus, generated in batches by scale_corpus (random unit vectors are HNSW's worst
+case and say nothing); queries are held-out chunks of the corpus's units. `--memory ram` makes shards
+whose vectors and indexes are loaded at open (Edge's defaults, QDRANT_EDGE_ON_DISK=false) instead of
+memory-mapped. Prints figures with the load average; asserts nothing.
 
     .venv/bin/python benchmarks/bench_index.py [--points 20000] [--dim 384] [--queries 200] [--ef 64 128]
+        [--modes exact hnsw hnsw+int8] [--memory disk ram]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
+import os
+import resource
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from bench_groups import corpus
+from scale_corpus import batches, queries
 
 from indexer_pipeline.metrics import percentile
 from indexer_pipeline.vectorstore.base import IndexParams
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-BATCH = 256
 K = 10
-# "exact": an indexing threshold no shard reaches, so nothing is ever indexed (today's behaviour).
+# "exact": an indexing threshold no shard reaches, so nothing is ever indexed.
 MODES = {
     "exact": IndexParams(quantization="none", indexing_threshold_kb=10**9),
     "hnsw": IndexParams(quantization="none"),
     "hnsw+int8": IndexParams(quantization="int8"),
 }
+MEMORY = {"disk": True, "ram": False}
 
 
-def timed_ms(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1000
+class Clock:
+    """Wall and CPU seconds (this process's, Edge's threads included) of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 def disk_mb(folder: Path) -> float:
@@ -50,38 +63,47 @@ def hnsw_segments(folder: Path) -> int:
     return sum('"type":"hnsw"' in f.read_text() for f in folder.glob("segments/*/segment.json"))
 
 
-def bench(mode: str, params: IndexParams, points, queries, dim: int, efs: list[int], tmp: Path) -> None:
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
     folder = tmp / mode
+    query_vectors = [q.tolist() for q in queries(args.queries, args.points, args.dim)]
     store = EdgeStore(folder, index=params)
-    store.ensure_collection(dim)
-    start = time.perf_counter()
-    for i in range(0, len(points), BATCH):
-        store.upsert(points[i : i + BATCH])
-    write_s = time.perf_counter() - start
-    start = time.perf_counter()
-    store.flush()  # flush optimizes: the index is built here
-    build_s = time.perf_counter() - start
+    store.ensure_collection(args.dim)
+    with Clock() as write:
+        for chunk in batches(args.points, args.dim, args.batch):
+            store.upsert(chunk)
+    with Clock() as build:
+        store.flush()  # flush optimizes: the index is built here
     # A later run rewriting 1 % of the points: its flush indexes what it wrote, not the whole shard again.
-    store.upsert(points[: len(points) // 100])
-    again_s = timed_ms(store.flush) / 1000
+    for chunk in batches(args.points // 100, args.dim, args.batch):
+        store.upsert(chunk)
+    with Clock() as again:
+        store.flush()
     store.close()
-    reopen_s = timed_ms(lambda: EdgeStore(folder, index=params).close()) / 1000
+    with Clock() as reopen:
+        EdgeStore(folder, index=params).close()
     truth = None
-    for ef in efs if mode != "exact" else efs[:1]:
+    for ef in args.ef if mode != "exact" else args.ef[:1]:
         store = EdgeStore(folder, index=dataclasses.replace(params, hnsw_ef=ef))
         if truth is None:
-            truth = [{h.id for h in store.exact_search(q, K)} for q in queries]
+            truth = [{h.id for h in store.exact_search(q, K)} for q in query_vectors]
         times, recall = [], []
-        for q, exact in zip(queries, truth, strict=True):
+        for q, exact in zip(query_vectors, truth, strict=True):
             start = time.perf_counter()
             hits = store.search(q, limit=K)
             times.append((time.perf_counter() - start) * 1000)
             recall.append(len(exact & {h.id for h in hits}) / K)
         store.close()
         print(
-            f"{mode:<10} {len(points):>8} {dim:>5} {ef if mode != 'exact' else '-':>4} {hnsw_segments(folder):>5}"
-            f" {write_s:>7.1f} {build_s:>7.1f} {again_s:>7.2f} {disk_mb(folder):>8.0f} {reopen_s:>6.2f}"
-            f" {percentile(times, 50):>6.1f} {percentile(times, 95):>6.1f} {sum(recall) / len(recall):>6.3f}",
+            f"{mode:<10} {'disk' if params.on_disk else 'ram':<4} {args.points:>8} {args.dim:>5}"
+            f" {ef if mode != 'exact' else '-':>4} {hnsw_segments(folder):>4}"
+            f" {write.wall:>6.0f} {write.cpu:>6.0f} {build.wall:>6.0f} {build.cpu:>6.0f} {again.wall:>6.1f}"
+            f" {disk_mb(folder):>7.0f} {reopen.wall:>6.2f} {peak_rss_mb():>7.0f}"
+            f" {percentile(times, 50):>6.1f} {percentile(times, 95):>6.1f} {sum(recall) / len(recall):>6.3f}"
+            f" {os.getloadavg()[0]:>4.1f}",
             flush=True,
         )
 
@@ -91,23 +113,27 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=384, help="384 (local model) or 1536 (OpenAI)")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=4096, help="points per upsert")
     parser.add_argument("--ef", type=int, nargs="+", default=[IndexParams().hnsw_ef], help="search ef values")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    args = parser.parse_args()
-    data, _ = corpus(args.points + args.queries, args.dim)
-    # Held-out chunks spread over the corpus as queries: on the shard's topics, as a user's query is
-    # (a chunk of a topic the shard lacks has only common words, whose neighbours are near random).
-    step = len(data) // args.queries
-    queries = [p.vector for p in data[::step][: args.queries]]
-    held = {p.id for p in data[::step][: args.queries]}
-    points = [p for p in data if p.id not in held]
-    print(
-        f"{'mode':<10} {'points':>8} {'dim':>5} {'ef':>4} {'hnsw':>5} {'write s':>7} {'build s':>7} {'+1% s':>7}"
-        f" {'disk MB':>8} {'reopen':>6} {'p50 ms':>6} {'p95 ms':>6} {'recall':>6}"
+    parser.add_argument("--memory", nargs="+", default=["disk"], choices=list(MEMORY))
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the shards are written (a temporary folder)"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode in args.modes:
-            bench(mode, MODES[mode], points, queries, args.dim, args.ef, Path(tmp))
+    args = parser.parse_args()
+    print(
+        f"{'mode':<10} {'mem':<4} {'points':>8} {'dim':>5} {'ef':>4} {'hnsw':>4} {'write':>6} {'cpu':>6}"
+        f" {'build':>6} {'cpu':>6} {'+1% s':>6} {'disk MB':>7} {'reopen':>6} {'RSS MB':>7}"
+        f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'load':>4}"
+    )
+    spawn = multiprocessing.get_context("spawn")  # a fresh process per mode: its peak RSS is its own
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for memory in args.memory:
+            for mode in args.modes:
+                params = dataclasses.replace(MODES[mode], on_disk=MEMORY[memory])
+                child = spawn.Process(target=bench, args=(mode, params, args, Path(tmp) / memory))
+                child.start()
+                child.join()
 
 
 if __name__ == "__main__":

@@ -162,6 +162,12 @@ class Settings(BaseModel):
             "quantized candidates per hit wanted, rescored on the original vectors",
         )
     )
+    edge_on_disk: bool = setting(
+        "QDRANT_EDGE_ON_DISK",
+        True,
+        "embedded store: vectors and indexes memory-mapped and read on demand, not loaded by every process"
+        " that opens it (`false`: loaded at open), at collection creation",
+    )
     search_embed_timeout_s: PositiveFloat = setting(
         "INDEXER_SEARCH_EMBED_TIMEOUT_S",
         2.0,

@@ -1,9 +1,11 @@
-"""The dense index on Qdrant Edge (issue 12, item 1): the optimize step builds HNSW + int8 and leaves
-search results those of exact search; the index settings a shard was created with survive a reopen;
-a shard created before these settings keeps working."""
+"""The dense index on Qdrant Edge (issue 12, items 1 and 3): the optimize step builds HNSW + int8 and
+leaves search results those of exact search; the index settings a shard was created with survive a
+reopen, the on-disk layout (memory-mapped vectors and indexes) included; a shard created before these
+settings keeps working."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import numpy as np
@@ -86,6 +88,39 @@ def test_index_settings_are_the_shards_own_through_a_reopen(tmp_path, created, r
         assert [h.id for h in store.search(q, limit=10)] == before
 
 
+def loaded_at_open(folder) -> set[bool]:
+    """For each segment, whether Edge loads its dense vectors at open (its segment.json says
+    "InRam…": an in-RAM copy of a memory-mapped file) rather than reading them on demand ("Mmap")."""
+    configs = [
+        json.loads(f.read_text())["config"]["vector_data"][""] for f in folder.glob("segments/*/segment.json")
+    ]
+    return {c["storage_type"].startswith("InRam") for c in configs}
+
+
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_the_on_disk_layout_is_the_shards_own_and_search_stays_exact(tmp_path, on_disk):
+    """Issue 12, item 3: with `on_disk` the indexed segment keeps its vectors memory-mapped (read on
+    demand: a process opening the store does not load them); the layout survives a reopen with the
+    other setting, and the indexed, quantized search still gives exact search's results."""
+    folder = tmp_path / "edge"
+    params = IndexParams(indexing_threshold_kb=100, on_disk=on_disk)
+    queries = vectors(30, seed=5)
+    with EdgeStore(folder, index=params) as store:
+        fill(store)
+        store.flush()
+        before = [[h.id for h in store.search(q, limit=10)] for q in queries]
+    with EdgeStore(folder, index=IndexParams(on_disk=not on_disk)) as store:
+        store.ensure_collection(DIM)
+        assert store.on_disk() == on_disk
+        assert store.indexed_vectors() == POINTS
+        assert loaded_at_open(folder) == {not on_disk}
+        after = [[h.id for h in store.search(q, limit=10)] for q in queries]
+        exact = [[h.id for h in store.exact_search(q, 10)] for q in queries]
+    assert after == before
+    assert sum(a[0] == e[0] for a, e in zip(after, exact, strict=True)) == len(queries)
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(after, exact, strict=True)]) >= 0.98
+
+
 def test_a_shard_created_before_the_index_settings_keeps_working(tmp_path):
     """A shard made by the previous version (no hnsw/quantization in its config) opens, is written,
     optimized with Edge's defaults and searched."""
@@ -96,5 +131,7 @@ def test_a_shard_created_before_the_index_settings_keeps_working(tmp_path):
         fill(store)
         store.flush()
         assert store.quantization() == "none"
+        assert not store.on_disk()  # Edge's defaults, as it was made: loaded at open
+        assert loaded_at_open(folder) == {True}
         q = vectors(1, seed=4)[0]
         assert [h.id for h in store.search(q, limit=10)] == [h.id for h in store.exact_search(q, 10)]

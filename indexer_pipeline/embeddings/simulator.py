@@ -470,13 +470,17 @@ class EmbeddingSimulator:
         words = set(_WORD.findall(text.lower())) or {text}
         total = np.zeros(dims, dtype=np.float32)
         for word in words:
-            v = self._words.get((word, dims))
-            if v is None:
-                seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-                v = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
-                self._words[(word, dims)] = v
-            total += v
+            total += self.word_vector(word, dims)
         return total / (np.linalg.norm(total) or 1.0)
+
+    def word_vector(self, word: str, dims: int) -> np.ndarray:
+        """One word's pseudo-random vector (not normalized); benchmarks sum them as a matrix product."""
+        v = self._words.get((word, dims))
+        if v is None:
+            seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+            v = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
+            self._words[(word, dims)] = v
+        return v
 
 
 class _DroppedConnection(Response):

@@ -153,6 +153,9 @@ class IndexParams:
     indexing_threshold_kb: int = 10_000  # vectors of a segment (KB) below which it is scanned, not indexed
     quantization: str = "int8"  # "int8" (scalar, rescored on the original vectors) or "none"
     oversampling: float = 2.0  # quantized candidates scored per hit wanted, before rescoring
+    # Embedded store: vectors, their int8 copies, the graph and the BM25 index memory-mapped and read
+    # on demand, not loaded at open (a CLI search at 100k x 384 would load 500 MB; bench_cold.py).
+    on_disk: bool = True
 
 
 @dataclass

@@ -71,7 +71,6 @@ INDEXES = {
     **{name: qe.PayloadSchemaType.Integer for name in INTEGER_FIELDS},
     **{name: qe.PayloadSchemaType.Bool for name in BOOL_FIELDS},
 }
-SPARSE_PARAMS = qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
 # A filtered search whose matching vectors weigh less than this (KB) scans them instead of walking
 # the graph: Qdrant's default, and a unit's few hundred points are always below it.
 FULL_SCAN_KB = 10_000
@@ -175,20 +174,28 @@ class EdgeStore:
 
     def ensure_collection(self, dimension: int) -> None:
         if self._shard is None:
+            # Cold: memory-mapped, read as searches touch it; None: Edge's defaults, loaded at open.
+            memory = qe.Memory.Cold if self.index.on_disk else None
             config = qe.EdgeConfig(
-                vectors={VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE_VECTOR: SPARSE_PARAMS},
+                vectors={
+                    VECTOR: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine, memory=memory)
+                },
+                sparse_vectors={
+                    SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, memory=memory)
+                },
                 hnsw_config=qe.HnswIndexConfig(
                     m=self.index.hnsw_m,
                     ef_construct=self.index.hnsw_ef_construct,
                     full_scan_threshold=FULL_SCAN_KB,
+                    memory=memory,
                 ),
                 quantization_config=qe.ScalarQuantizationConfig(
-                    qe.ScalarType.Int8, quantile=0.99, always_ram=True
+                    qe.ScalarType.Int8, quantile=0.99, always_ram=None if memory else True, memory=memory
                 )
                 if self.index.quantization == "int8"
                 else None,
                 optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.index.indexing_threshold_kb),
+                id_tracker_memory=memory,
             )
             self._shard = qe.EdgeShard.create(str(self.folder), config)
         else:
@@ -319,6 +326,13 @@ class EdgeStore:
             return "none"
         config = json.loads(self._config_path.read_text()).get("quantization_config") or {}
         return "int8" if "scalar" in config else "none"
+
+    def on_disk(self) -> bool:
+        """Whether the shard was created with its vectors and indexes memory-mapped and read on demand
+        (`IndexParams.on_disk`); False before creation and for a shard made before the setting."""
+        if self._shard is None:
+            return False
+        return json.loads(self._config_path.read_text())["vectors"][VECTOR].get("memory") == "cold"
 
     def indexed_vectors(self) -> int:
         """Vectors in indexed segments, as Edge counts them: the sparse ones too, which are always indexed."""
