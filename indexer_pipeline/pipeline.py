@@ -21,7 +21,7 @@ from . import chunking, corpus, models, readers, redaction, tokenizers
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
-from .corpus import discover_units, find_units, unit_fingerprint
+from .corpus import discover_units, files_fingerprint, find_units, unit_files
 from .embeddings import Embedder, EmbeddingStats, make_embedder
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -270,7 +270,8 @@ class Indexer:
         e = self.embedder  # its tokenizer and input limit shape the chunks
         version = f"{reader_version()}:{e.provider}:{e.model}:{max_tokens}:{overlap}"
         for unit in units:
-            fingerprint = unit_fingerprint(unit)
+            files = unit_files(unit)  # listed once: the fingerprint and the read both use it
+            fingerprint = files_fingerprint(files)
             read_key = hashlib.sha256(f"{fingerprint}\x1f{version}".encode()).hexdigest()
             record = self.catalog.unit(unit.key)
             report.units += 1
@@ -283,7 +284,7 @@ class Indexer:
                     progress(1)
                 continue
             before = set(self.catalog.rejections(unit.key)) if record else set()
-            content = read_unit(unit)
+            content = read_unit(unit, files)
             chunks: list[Chunk] = []
             for doc in content.documents:
                 chunks.extend(
