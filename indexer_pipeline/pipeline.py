@@ -313,7 +313,7 @@ class Indexer:
         dimensions = report.dimensions = self.embedder.dimensions
         report.dimension_source = getattr(self.embedder, "dimension_source", None) or "the model's own"
         pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
-        texts: dict[str, str] = {}
+        texts: dict[str, Chunk] = {}  # cache key -> a chunk with that text
         document_of: dict[str, tuple[str, str]] = {}  # point id -> (unit, doc_id)
         units_in_group = 0
 
@@ -350,7 +350,7 @@ class Indexer:
                     cleared[chunk.point_id] = None
                 else:
                     pending.setdefault(ck, []).append(chunk.point_id)
-                    texts[ck] = chunk.text
+                    texts[ck] = chunk
                     document_of[chunk.point_id] = (key, chunk.doc_id)
             if cleared:
                 self.catalog.set_chunk_errors(cleared)
@@ -364,16 +364,17 @@ class Indexer:
 
     def _embed_missing(
         self,
-        texts: dict[str, str],
+        texts: dict[str, Chunk],
         pending: dict[str, list[str]],
         report: EmbedReport,
         document_of: dict[str, tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Embed `texts` (cache key -> text), cache the vectors and record errors; returns the vectors.
+        """Embed `texts` (cache key -> a chunk with that text), cache the vectors and record errors;
+        returns the vectors. The chunks' token counts go along, so the engine need not count again.
         `document_of` (point id -> (unit, doc_id)) counts the documents embedded, for throughput."""
         keys = list(texts)
         started = time.perf_counter()
-        outcome = self.embedder.embed([texts[k] for k in keys])
+        outcome = self.embedder.embed([texts[k].text for k in keys], [texts[k].tokens for k in keys])
         report.embedding_seconds += time.perf_counter() - started
         report.stats.merge(outcome.stats)
         fresh, errors, documents = {}, {}, set()
@@ -525,11 +526,11 @@ class Indexer:
         # A chunk whose embedding failed in the embed stage already has its reason recorded.
         failed = set(self.catalog.chunk_errors(key))
         pending: dict[str, list[str]] = {}
-        texts: dict[str, str] = {}
+        texts: dict[str, Chunk] = {}
         for chunk, ck, _ in changed:
             if ck not in vectors and chunk.point_id not in failed:
                 pending.setdefault(ck, []).append(chunk.point_id)
-                texts[ck] = chunk.text
+                texts[ck] = chunk
         if texts:
             fresh = self._embed_missing(texts, pending, EmbedReport())
             report.embedded_late += len(fresh)
