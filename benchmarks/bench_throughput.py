@@ -7,7 +7,9 @@ the product's own overhead (issue 12, item 4: ≥ 2,000 docs/s). The corpus: pla
 Qdrant Edge. Each size runs in a fresh child process, so its peak RSS is its own.
 
 Prints docs/s (by wall clock, and by this process's CPU time, which a busy machine disturbs less),
-seconds per stage and peak RSS (overall and at the end of each stage); asserts nothing.
+seconds per stage (wall and CPU), the HNSW build's share of the write stage, the test server's own CPU
+seconds, the load average at the end, and peak RSS (overall and at the end of each stage); asserts
+nothing.
     .venv/bin/python benchmarks/bench_throughput.py [--docs 1000 20000] [--dimensions 384] [--profile]
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import random
 import resource  # POSIX-only: fine in a benchmark, never in indexer_pipeline/
@@ -73,6 +76,14 @@ class Simulator:
                     self.stop()
                     raise
                 time.sleep(0.2)
+
+    def cpu_s(self) -> float | None:
+        """The server's CPU seconds so far (Linux's /proc; None elsewhere): the API's work, apart from ours."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     def stop(self) -> None:
         self.process.terminate()
@@ -174,10 +185,17 @@ def main() -> None:
         )
         for docs in args.docs:
             command = [sys.executable, __file__, "--child", f"{docs} {sim.base_url}"]
+            before = sim.cpu_s()
             out = subprocess.run(
                 command + (["--profile"] if args.profile else []), check=True, stdout=subprocess.PIPE
             )
-            print(out.stdout.decode().strip().splitlines()[-1], flush=True)
+            result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+            after = sim.cpu_s()
+            # The test server shares the machine's cores: its CPU seconds say how much of the embed
+            # stage's wait was the server computing vectors, not the product.
+            result["api_server_cpu_s"] = round(after - before, 2) if before is not None else None
+            result["load_average"] = [round(x, 1) for x in os.getloadavg()]
+            print(json.dumps(result), flush=True)
     finally:
         sim.stop()
 
