@@ -358,8 +358,13 @@ def unit_files(unit: SourceUnit) -> list[UnitFile]:
 def unit_fingerprint(unit: SourceUnit) -> str:
     """A hash of (relative path, size, mtime_ns, problem) of the unit's files: changes when any file
     the reader uses is added, removed, rewritten or touched. No file is opened."""
+    return files_fingerprint(unit_files(unit))
+
+
+def files_fingerprint(files: Iterable[UnitFile]) -> str:
+    """`unit_fingerprint` of a listing already made: a reader that lists once both fingerprints and reads."""
     h = hashlib.blake2b(digest_size=16)
-    for f in unit_files(unit):
+    for f in files:
         h.update(f"{f.rel}\0{f.size}\0{f.mtime_ns}\0{f.problem or ''}\0".encode())
     return h.hexdigest()
 

@@ -21,7 +21,7 @@ from . import chunking, corpus, models, readers, redaction, tokenizers
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
-from .corpus import discover_units, find_units, unit_fingerprint
+from .corpus import discover_units, files_fingerprint, find_units, unit_files
 from .embeddings import Embedder, EmbeddingStats, make_embedder
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -270,7 +270,8 @@ class Indexer:
         e = self.embedder  # its tokenizer and input limit shape the chunks
         version = f"{reader_version()}:{e.provider}:{e.model}:{max_tokens}:{overlap}"
         for unit in units:
-            fingerprint = unit_fingerprint(unit)
+            files = unit_files(unit)  # listed once: the fingerprint and the read both use it
+            fingerprint = files_fingerprint(files)
             read_key = hashlib.sha256(f"{fingerprint}\x1f{version}".encode()).hexdigest()
             record = self.catalog.unit(unit.key)
             report.units += 1
@@ -283,7 +284,7 @@ class Indexer:
                     progress(1)
                 continue
             before = set(self.catalog.rejections(unit.key)) if record else set()
-            content = read_unit(unit)
+            content = read_unit(unit, files)
             chunks: list[Chunk] = []
             for doc in content.documents:
                 chunks.extend(
@@ -312,7 +313,7 @@ class Indexer:
         dimensions = report.dimensions = self.embedder.dimensions
         report.dimension_source = getattr(self.embedder, "dimension_source", None) or "the model's own"
         pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
-        texts: dict[str, str] = {}
+        texts: dict[str, Chunk] = {}  # cache key -> a chunk with that text
         document_of: dict[str, tuple[str, str]] = {}  # point id -> (unit, doc_id)
         units_in_group = 0
 
@@ -349,7 +350,7 @@ class Indexer:
                     cleared[chunk.point_id] = None
                 else:
                     pending.setdefault(ck, []).append(chunk.point_id)
-                    texts[ck] = chunk.text
+                    texts[ck] = chunk
                     document_of[chunk.point_id] = (key, chunk.doc_id)
             if cleared:
                 self.catalog.set_chunk_errors(cleared)
@@ -363,16 +364,17 @@ class Indexer:
 
     def _embed_missing(
         self,
-        texts: dict[str, str],
+        texts: dict[str, Chunk],
         pending: dict[str, list[str]],
         report: EmbedReport,
         document_of: dict[str, tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Embed `texts` (cache key -> text), cache the vectors and record errors; returns the vectors.
+        """Embed `texts` (cache key -> a chunk with that text), cache the vectors and record errors;
+        returns the vectors. The chunks' token counts go along, so the engine need not count again.
         `document_of` (point id -> (unit, doc_id)) counts the documents embedded, for throughput."""
         keys = list(texts)
         started = time.perf_counter()
-        outcome = self.embedder.embed([texts[k] for k in keys])
+        outcome = self.embedder.embed([texts[k].text for k in keys], [texts[k].tokens for k in keys])
         report.embedding_seconds += time.perf_counter() - started
         report.stats.merge(outcome.stats)
         fresh, errors, documents = {}, {}, set()
@@ -524,11 +526,11 @@ class Indexer:
         # A chunk whose embedding failed in the embed stage already has its reason recorded.
         failed = set(self.catalog.chunk_errors(key))
         pending: dict[str, list[str]] = {}
-        texts: dict[str, str] = {}
+        texts: dict[str, Chunk] = {}
         for chunk, ck, _ in changed:
             if ck not in vectors and chunk.point_id not in failed:
                 pending.setdefault(ck, []).append(chunk.point_id)
-                texts[ck] = chunk.text
+                texts[ck] = chunk
         if texts:
             fresh = self._embed_missing(texts, pending, EmbedReport())
             report.embedded_late += len(fresh)

@@ -64,11 +64,12 @@ class _Unreadable(Exception):
     """Why a file, or a part of it, cannot become a document: the message is the rejection reason."""
 
 
-def read_unit(unit: SourceUnit) -> UnitContent:
-    """The unit's documents and rejections, every string in them redacted."""
+def read_unit(unit: SourceUnit, files: list[UnitFile] | None = None) -> UnitContent:
+    """The unit's documents and rejections, every string in them redacted. `files`: the unit's listing
+    (corpus.unit_files) when the caller already made it, so the unit's folders are walked once."""
     content = UnitContent(unit, [], [])
     readable = []
-    for f in unit_files(unit):
+    for f in unit_files(unit) if files is None else files:
         if f.problem:
             _reject(content, f.rel, f.problem)
         else:

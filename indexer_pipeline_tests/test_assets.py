@@ -194,9 +194,9 @@ def test_a_range_run_reads_only_units_whose_files_or_reader_changed(
     instance, keys, _ = indexed_instance
     read: list[str] = []
 
-    def counting_read_unit(unit):
+    def counting_read_unit(unit, *args):
         read.append(unit.key)
-        return real_read_unit(unit)
+        return real_read_unit(unit, *args)
 
     real_read_unit = pipeline.read_unit
     monkeypatch.setattr(pipeline, "read_unit", counting_read_unit)

@@ -137,3 +137,19 @@ def test_two_threads_write_and_read_at_once(cache):
     assert errors == []
     cache.max_entries = 1000
     assert cache.prune() == 0 and cache.stats()["entries"] == 600
+
+
+def test_a_hit_on_an_entry_used_within_the_minute_writes_nothing(cache, clock):
+    """Issue 12, item 4: the write stage reads back every vector the embed stage has just stored; that
+    read must not rewrite them (the old code rewrote each row on every hit). A later hit still renews."""
+    ks = keys(50)
+    cache.put_many({k: vector(i) for i, k in enumerate(ks)})
+    writes = cache._db.total_changes
+    clock.now += 30
+    assert cache.get_many(ks).keys() == set(ks) and cache.renew(ks).keys() == set(ks)
+    assert cache._db.total_changes == writes  # nothing recorded: the last use is 30 s old
+    clock.now += 31
+    assert cache.get_many(ks[:20]).keys() == set(ks[:20])
+    assert cache._db.total_changes == writes + 20  # past the minute: these uses are recorded
+    clock.now += 7 * DAY - 30  # under 7 days since the first 20 were last used, over for the rest
+    assert cache.get_many(ks).keys() == set(ks[:20])

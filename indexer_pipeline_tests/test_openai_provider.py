@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -203,3 +204,30 @@ def test_a_429_pauses_everyone_and_slows_down_then_recovers():
     for _ in range(20):
         limiter.on_success()
     assert limiter.factor == 1.0
+
+
+def test_the_embed_stage_sends_each_chunks_token_count_without_counting_again(corpus_env, monkeypatch):
+    """Issue 12, item 4: the chunker's count (`Chunk.tokens`) packs the requests; the OpenAI engine
+    does not tokenize every text a second time (the old code did), and the count is the one the
+    server bills."""
+    from indexer_pipeline import tokenizers
+    from indexer_pipeline.pipeline import Indexer
+
+    with Indexer(corpus_env) as ix:
+        ix.read_units(ix.units())
+        keys = [u.key for u in ix.units()]
+        distinct = {c.text: c.tokens for k in keys for c in ix.catalog.chunks(k)}
+        counted: list[str] = []
+        real_count = tokenizers.count_tokens
+
+        def counting(text: str) -> int:
+            if threading.current_thread().name != "embedding-simulator":  # the server counts its own
+                counted.append(text)
+            return real_count(text)
+
+        monkeypatch.setattr(tokenizers, "count_tokens", counting)
+        report = ix.embed_units(keys)
+    assert report.embedded == report.chunks > 0 and not report.failed
+    assert counted == []
+    # The simulator counts each input it is sent: the bill equals the chunker's counts.
+    assert report.stats.tokens == sum(distinct.values())

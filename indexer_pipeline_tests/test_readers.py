@@ -828,3 +828,30 @@ def test_the_sample_corpus_plants_one_secret_and_the_reader_redacts_it():
     assert SAMPLE_SECRET in raw.read_text(encoding="utf-8")
     assert holders == ["task-5528dbd6-d7dc-4d52-884c-abe5a78e2c31:m00003"]
     assert content.redactions >= 1
+
+
+def test_reading_a_unit_lists_its_files_once(corpus_env, monkeypatch):
+    """Issue 12, item 4: the read stage walks each unit's folders once, for its fingerprint and its
+    documents alike (the old code walked them twice), and the fingerprint it records is the one the
+    sensor computes from a fresh listing."""
+    from indexer_pipeline import corpus
+    from indexer_pipeline.corpus import unit_fingerprint
+
+    listed: list[str] = []
+    real_scandir = corpus.os.scandir
+
+    def counting_scandir(path):
+        listed.append(os.fspath(path))
+        return real_scandir(path)
+
+    with Indexer(corpus_env) as ix:
+        units = ix.units()
+        monkeypatch.setattr(corpus.os, "scandir", counting_scandir)
+        report = ix.read_units(units)
+        monkeypatch.undo()
+        folders = [str(u.path) for u in units if u.path.is_dir()]
+        assert report.units == len(units) and folders
+        assert sorted(p for p in listed if p in folders) == sorted(folders)  # each unit folder once
+        assert {u.key: ix.catalog.unit(u.key).fingerprint for u in units} == {
+            u.key: unit_fingerprint(u) for u in units
+        }

@@ -39,7 +39,7 @@ class _RefusingEmbedder:
     def __init__(self, real):
         self.token_offsets, self.count_tokens = real.token_offsets, real.count_tokens
 
-    def embed(self, texts: list[str]) -> EmbeddingOutcome:
+    def embed(self, texts: list[str], token_counts: list[int] | None = None) -> EmbeddingOutcome:
         errors = {
             i: f"upstream rejected the request made with key {SECRET_IN_REASON}" for i in range(len(texts))
         }

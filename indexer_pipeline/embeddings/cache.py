@@ -3,7 +3,8 @@ the record of the vector size each model answered with.
 
 SQLite in WAL mode, so readers never block the writer and a crash loses at most the last commit
 (synchronous=NORMAL). An entry expires a TTL after it was last used (every hit renews it), and the
-least recently used are pruned above a size bound, so re-indexing unchanged text is a lookup
+least recently used are pruned above a size bound (a use is recorded at most once a minute per entry,
+see RENEW_AFTER_S), so re-indexing unchanged text is a lookup
 instead of a paid API call. Expiry never re-embeds text that is already in the vector store: the
 pipeline skips those points before it asks the cache (see pipeline.py).
 """
@@ -23,6 +24,11 @@ import numpy as np
 from ..sqlite_transaction import transaction
 
 IN_BATCH = 500  # keys per `IN (...)`: well below SQLite's limit on bound variables
+# A hit is recorded (`used` renewed) only when the entry's last use is older than this (or 1 % of the
+# TTL, if less): recording it writes the row's page, so the write stage re-recording each vector the
+# embed stage had just stored cost 1 s of writes per 20,000 1536-d vectors. Expiry and the
+# least-recently-used order move by at most this.
+RENEW_AFTER_S = 60.0
 
 
 class EmbeddingCache:
@@ -37,6 +43,7 @@ class EmbeddingCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.renew_after_s = min(RENEW_AFTER_S, ttl_s / 100)
         self._clock = clock
         # One connection shared by the pipeline's threads; the lock serialises its use.
         self._lock = threading.Lock()
@@ -78,7 +85,10 @@ class EmbeddingCache:
                         (*part, now - self.ttl_s),
                     ).fetchall()
                 )
-            db.executemany("UPDATE embeddings SET used = ? WHERE key = ?", [(now, k) for k in found])
+            db.executemany(
+                "UPDATE embeddings SET used = ? WHERE key = ? AND used < ?",
+                [(now, k, now - self.renew_after_s) for k in found],
+            )
         return found
 
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:

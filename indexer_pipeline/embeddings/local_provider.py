@@ -82,7 +82,8 @@ class LocalEmbedder:
         )
         return [start for start, _ in encoded["offset_mapping"]]
 
-    def embed(self, texts: list[str]) -> EmbeddingOutcome:
+    def embed(self, texts: list[str], token_counts: list[int] | None = None) -> EmbeddingOutcome:
+        # The model batches by count, not by tokens: `token_counts` is not needed here.
         stats = EmbeddingStats(inputs=len(texts))
         vectors: list[np.ndarray | None] = [None] * len(texts)
         errors: dict[int, str] = {}

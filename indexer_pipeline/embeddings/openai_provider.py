@@ -207,8 +207,9 @@ class OpenAIEmbedder:
         pass
 
     # -- embedding ------------------------------------------------------------------------------
-    def embed(self, texts: list[str]) -> EmbeddingOutcome:
-        """Synchronous for callers; runs its own event loop (in a thread if one is already running)."""
+    def embed(self, texts: list[str], token_counts: list[int] | None = None) -> EmbeddingOutcome:
+        """Synchronous for callers; runs its own event loop (in a thread if one is already running).
+        `token_counts` (cl100k tokens of each text, e.g. `Chunk.tokens`) spares counting them again."""
         outcome = EmbeddingOutcome([None] * len(texts), {}, EmbeddingStats(inputs=len(texts)))
         # The coroutine fills `outcome` and returns None: on Python 3.11, asyncio.run formats its
         # task's repr, result included, when it restores the SIGINT handler, and formatting a
@@ -216,10 +217,10 @@ class OpenAIEmbedder:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            asyncio.run(self._embed_into(texts, outcome))
+            asyncio.run(self._embed_into(texts, outcome, token_counts))
         else:
             with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, self._embed_into(texts, outcome)).result()
+                pool.submit(asyncio.run, self._embed_into(texts, outcome, token_counts)).result()
         return outcome
 
     def request_token_cap(self) -> int:
@@ -243,9 +244,13 @@ class OpenAIEmbedder:
             batches.append(_Batch(current, tokens))
         return batches
 
-    async def _embed_into(self, texts: list[str], outcome: EmbeddingOutcome) -> None:
+    async def _embed_into(
+        self, texts: list[str], outcome: EmbeddingOutcome, token_counts: list[int] | None = None
+    ) -> None:
         vectors, errors, stats = outcome.vectors, outcome.errors, outcome.stats
-        counts = [tokenizers.count_tokens(t) for t in texts]
+        counts = token_counts if token_counts is not None else [tokenizers.count_tokens(t) for t in texts]
+        if len(counts) != len(texts):
+            raise ValueError(f"{len(counts)} token counts for {len(texts)} texts")
         sendable = []
         for i, (text, n) in enumerate(zip(texts, counts)):
             if not text:
