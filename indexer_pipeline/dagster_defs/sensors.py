@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..corpus import unit_fingerprint
+from ..corpus import unit_fingerprints
 from ..deletion_guard import CorpusView, describe, guard, look
 from .deletions import deletions_check_job
 from .jobs import index_job, remove_units_job
@@ -47,7 +47,7 @@ def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource, view: C
     Records when each pending change was first seen, for the freshness check. A root that is missing lists no units (its units' deletion is then held, never done)."""
     settings = indexer.settings()
     view = view or look(settings.corpus_dirs)
-    fingerprints = {unit.key: unit_fingerprint(unit) for unit in view.units}
+    fingerprints = unit_fingerprints(view.units)
     partitions = list(instance.get_dynamic_partitions(source_units.name))
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
