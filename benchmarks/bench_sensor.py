@@ -6,7 +6,8 @@ the first tick over unregistered units (adds partitions, one range run), then `-
 over the unchanged registered corpus, with one unit edited, and with 20 units edited spread evenly
 across the corpus (units requested: exactly 20, where the old single range from the first to the
 last change spanned nearly all of them). Prints median wall and CPU seconds, the machine's load
-average and the process's peak RSS; asserts nothing.
+average and the process's peak RSS, and what resolving every key of a range run over the corpus costs
+(`Indexer.resolve`); asserts nothing.
 
 `--runs N` also runs the requested runs for real (in-process, on a Dagster test instance, against
 the simulator) on an indexed corpus of N units with 20 changes spread: exactly the changed units
@@ -34,6 +35,7 @@ from indexer_pipeline.corpus import discover_units, unit_fingerprint
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
 from indexer_pipeline.models import SourceUnit, UnitContent
+from indexer_pipeline.pipeline import Indexer
 
 
 def make_corpus(root: Path, units: int) -> None:
@@ -109,6 +111,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def resolve(res: IndexerResource, keys: list[str]) -> None:
+    """What a range run does first: its partition keys to units (`Indexer.resolve`), all present, and with
+    one unit gone (which costs one listing of the corpus)."""
+    with Indexer(res.settings()) as ix:
+        for what, asked in (("all present", keys), ("one gone", [*keys[1:], "task-gone"])):
+            start, cpu = time.perf_counter(), time.process_time()
+            units, gone = ix.resolve(asked)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            assert len(units) == len(asked) - len(gone) and len(gone) == (what == "one gone")
+            print(f"{len(keys):>7}  resolve {len(asked)} keys, {what}: {wall:.3f} s wall, {cpu:.3f} CPU s")
+
+
 def bench(units: int, repeats: int) -> dict[str, tuple[float, float, str]]:
     """name -> (median wall s, median CPU s, what was requested). One corpus and instance per size;
     the edits of each repetition touch other units than the last one's."""
@@ -125,6 +139,7 @@ def bench(units: int, repeats: int) -> dict[str, tuple[float, float, str]]:
         res = IndexerResource(corpus_dir=str(corpus), data_dir=str(Path(tmp) / "data"))
         by_path = {u.path: u for u in discover_units([corpus])}
         print(f"{units:>7}  peak RSS before the first tick: {peak_rss_mb():.0f} MB", flush=True)
+        resolve(res, [u.key for u in by_path.values()])
         elapsed, result = tick(instance, res)
         assert len(result.run_requests) == 1, "many new units must go out as one range run"
         timings["first tick (new units)"].append(elapsed)
