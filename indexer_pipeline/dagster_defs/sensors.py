@@ -9,8 +9,10 @@ Units that left the corpus are deleted under the deletion guard (deletion_guard.
 folder or too many at once is held, and the check deletions_held is evaluated so that it alerts.
 """
 
+import gc
 import hashlib
 import time
+from contextlib import contextmanager
 
 import dagster as dg
 
@@ -136,6 +138,26 @@ def deletion_requests(
     "(a vanished folder or too many at once is held: see the check deletions_held).",
 )
 def corpus_change_sensor(context: dg.SensorEvaluationContext, indexer: IndexerResource):
+    with collection_paused():
+        return evaluate(context, indexer)
+
+
+@contextmanager
+def collection_paused():
+    """Python's cyclic garbage collector off for one tick. A tick holds a few objects per unit until it
+    ends, which made the collector traverse the code server's whole heap three times a tick (at 50,000
+    units, 0.6 of 2.3 CPU s); they are freed by reference counting when the tick returns."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def evaluate(context: dg.SensorEvaluationContext, indexer: IndexerResource) -> dg.SensorResult:
+    """One tick of corpus_change_sensor."""
     view = look(indexer.settings().corpus_dirs)
     fingerprints, partitions, indexed = corpus_state(context.instance, indexer, view)
     new, changed, deleted = plan_changes(fingerprints, partitions, indexed)
