@@ -1,18 +1,20 @@
-"""Time one tick of `corpus_change_sensor` over corpora of 1,000 and 10,000 units, and what its runs cost.
+"""Time ticks of `corpus_change_sensor` over corpora of 1,000 to 50,000 units, and what its runs cost.
 
-Dagster times a sensor tick out after 60 s; the aim is < 2 s at 10,000 units. Each unit is a task
-folder with three files, like a Roo Code task. Four ticks are timed per size: the first over
-unregistered units (adds partitions, one range run), then over an unchanged registered corpus,
-then with one unit edited, then with 20 units edited spread evenly across the corpus (units
-requested: exactly 20, where the old single range from the first to the last change spanned
-nearly all of them). Prints medians of 3 repetitions; asserts nothing.
+Dagster times a sensor tick out after 60 s; the aim is < 2 s at 50,000 units. Each unit is a task
+folder with three files, like a Roo Code task. One corpus and one Dagster instance per size; timed:
+the first tick over unregistered units (adds partitions, one range run), then `--repeats` ticks each
+over the unchanged registered corpus, with one unit edited, and with 20 units edited spread evenly
+across the corpus (units requested: exactly 20, where the old single range from the first to the
+last change spanned nearly all of them). Prints median wall and CPU seconds, the machine's load
+average and the process's peak RSS, and what resolving every key of a range run over the corpus costs
+(`Indexer.resolve`); asserts nothing.
 
 `--runs N` also runs the requested runs for real (in-process, on a Dagster test instance, against
 the simulator) on an indexed corpus of N units with 20 changes spread: exactly the changed units
 (INDEXER_SENSOR_RANGE_GAP=0), the sensor's default (changes joined across gaps of up to 25 unchanged
 units), and the old single range; partitions materialized and seconds.
 
-    .venv/bin/python benchmarks/bench_sensor.py [--sizes 1000 10000] [--runs 200]
+    .venv/bin/python benchmarks/bench_sensor.py [--sizes 10000 50000] [--repeats 5] [--runs 200]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -28,10 +31,11 @@ from pathlib import Path
 import dagster as dg
 
 from indexer_pipeline.catalog import Catalog
-from indexer_pipeline.corpus import discover_units
+from indexer_pipeline.corpus import discover_units, unit_fingerprint
 from indexer_pipeline.dagster_defs.resources import IndexerResource
 from indexer_pipeline.dagster_defs.sensors import corpus_change_sensor
-from indexer_pipeline.models import UnitContent
+from indexer_pipeline.models import SourceUnit, UnitContent
+from indexer_pipeline.pipeline import Indexer
 
 
 def make_corpus(root: Path, units: int) -> None:
@@ -45,27 +49,29 @@ def make_corpus(root: Path, units: int) -> None:
         (task / "task_metadata.json").write_text('{"files_in_context": []}')
 
 
-def tick(instance: dg.DagsterInstance, resource: IndexerResource) -> tuple[float, dg.SensorResult]:
-    context = dg.build_sensor_context(instance=instance, resources={"indexer": resource})
-    start = time.perf_counter()
+def tick(instance: dg.DagsterInstance, res: IndexerResource) -> tuple[tuple[float, float], dg.SensorResult]:
+    """((wall s, CPU s) of one tick, its result), with its partition additions applied."""
+    context = dg.build_sensor_context(instance=instance, resources={"indexer": res})
+    start, cpu = time.perf_counter(), time.process_time()
     result = corpus_change_sensor(context)
-    elapsed = time.perf_counter() - start
+    elapsed = (time.perf_counter() - start, time.process_time() - cpu)
     for request in result.dynamic_partitions_requests or []:  # what the daemon would apply
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return elapsed, result
 
 
-def mark_all_indexed(resource: IndexerResource) -> None:
-    """Record every unit as indexed at its current fingerprint, as a finished run would."""
-    from indexer_pipeline.corpus import unit_fingerprint
-
-    settings = resource.settings()
-    with Catalog(settings.catalog_path) as catalog:
-        for unit in discover_units(settings.corpus_dirs):
+def mark_indexed(resource: IndexerResource, units: list[SourceUnit]) -> None:
+    """Record units as indexed at their current fingerprint, as a finished run would."""
+    with Catalog(resource.settings().catalog_path) as catalog:
+        for unit in units:
             fingerprint = unit_fingerprint(unit)
             catalog.replace_unit(UnitContent(unit, [], []), [], fingerprint)
             catalog.mark_indexed(unit.key, 0, fingerprint)
+
+
+def mark_all_indexed(resource: IndexerResource) -> None:
+    mark_indexed(resource, discover_units(resource.settings().corpus_dirs))
 
 
 CHANGES = 20
@@ -80,11 +86,11 @@ def edit(path: Path) -> None:
     os.utime(path, ns=(later, later))
 
 
-def spread(corpus: Path, units: int) -> list[Path]:
-    """The conversation files of CHANGES units spread evenly across the corpus."""
+def spread(corpus: Path, units: int, shift: int = 0) -> list[Path]:
+    """The conversation files of CHANGES units spread evenly across the corpus (`shift` picks others)."""
     folders = sorted((corpus / "tasks").iterdir())
     return [
-        folders[i * units // CHANGES + units // (2 * CHANGES)] / "api_conversation_history.json"
+        folders[i * units // CHANGES + units // (2 * CHANGES) + shift] / "api_conversation_history.json"
         for i in range(CHANGES)
     ]
 
@@ -101,46 +107,74 @@ def requested_units(instance: dg.DagsterInstance, runs: list[dg.RunRequest]) -> 
     return out
 
 
-def bench(units: int, repeats: int = 3) -> dict[str, tuple[float, str]]:
-    timings: dict[str, list[float]] = {
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def resolve(res: IndexerResource, keys: list[str]) -> None:
+    """What a range run does first: its partition keys to units (`Indexer.resolve`), all present, and with
+    one unit gone (which costs one listing of the corpus)."""
+    with Indexer(res.settings()) as ix:
+        for what, asked in (("all present", keys), ("one gone", [*keys[1:], "task-gone"])):
+            start, cpu = time.perf_counter(), time.process_time()
+            units, gone = ix.resolve(asked)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            assert len(units) == len(asked) - len(gone) and len(gone) == (what == "one gone")
+            print(f"{len(keys):>7}  resolve {len(asked)} keys, {what}: {wall:.3f} s wall, {cpu:.3f} CPU s")
+
+
+def bench(units: int, repeats: int) -> dict[str, tuple[float, float, str]]:
+    """name -> (median wall s, median CPU s, what was requested). One corpus and instance per size;
+    the edits of each repetition touch other units than the last one's."""
+    timings: dict[str, list[tuple[float, float]]] = {
         "first tick (new units)": [],
         "unchanged": [],
         "one unit edited": [],
         f"{CHANGES} units edited, spread": [],
     }
     counts: dict[str, str] = {}
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
-            corpus = Path(tmp) / "corpus"
-            make_corpus(corpus, units)
-            resource = IndexerResource(corpus_dir=str(corpus), data_dir=str(Path(tmp) / "data"))
-            elapsed, result = tick(instance, resource)
-            assert len(result.run_requests) == 1, "many new units must go out as one range run"
-            timings["first tick (new units)"].append(elapsed)
-            mark_all_indexed(resource)
-            timings["unchanged"].append(tick(instance, resource)[0])
-            edited = next((corpus / "tasks").iterdir()) / "api_conversation_history.json"
-            edited.write_text(edited.read_text() + " ")
-            os.utime(edited, ns=(time.time_ns(), time.time_ns() + 1_000_000))
-            elapsed, result = tick(instance, resource)
-            assert len(result.run_requests) == 1
+    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
+        corpus = Path(tmp) / "corpus"
+        make_corpus(corpus, units)
+        res = IndexerResource(corpus_dir=str(corpus), data_dir=str(Path(tmp) / "data"))
+        by_path = {u.path: u for u in discover_units([corpus])}
+        print(f"{units:>7}  peak RSS before the first tick: {peak_rss_mb():.0f} MB", flush=True)
+        resolve(res, [u.key for u in by_path.values()])
+        elapsed, result = tick(instance, res)
+        assert len(result.run_requests) == 1, "many new units must go out as one range run"
+        timings["first tick (new units)"].append(elapsed)
+        mark_all_indexed(res)
+        for _ in range(repeats):
+            timings["unchanged"].append(tick(instance, res)[0])
+        for rep in range(repeats):
+            edited = spread(corpus, units, shift=rep)[0]
+            edit(edited)
+            elapsed, result = tick(instance, res)
+            assert [r.partition_key for r in result.run_requests] == [by_path[edited.parent].key]
             timings["one unit edited"].append(elapsed)
             counts["one unit edited"] = f"{len(result.run_requests)} runs, 1 unit"
-            mark_all_indexed(resource)
-            for path in spread(corpus, units):
+            mark_indexed(res, [by_path[edited.parent]])
+        for rep in range(repeats):
+            paths = spread(corpus, units, shift=repeats + rep)
+            for path in paths:
                 edit(path)
-            elapsed, result = tick(instance, resource)
+            elapsed, result = tick(instance, res)
             timings[f"{CHANGES} units edited, spread"].append(elapsed)
             requested = requested_units(instance, result.run_requests)
-            span = len({k for keys in requested for k in keys}) and (
-                instance.get_dynamic_partitions("source_units").index(requested[-1][-1])
-                - instance.get_dynamic_partitions("source_units").index(requested[0][0])
-                + 1
-            )
+            keys = instance.get_dynamic_partitions("source_units")
+            span = keys.index(requested[-1][-1]) - keys.index(requested[0][0]) + 1
             counts[f"{CHANGES} units edited, spread"] = (
                 f"{len(requested)} runs, {sum(map(len, requested))} units (old single range: {span} units)"
             )
-    return {name: (statistics.median(values), counts.get(name, "")) for name, values in timings.items()}
+            mark_indexed(res, [by_path[p.parent] for p in paths])
+    return {
+        name: (
+            statistics.median(wall for wall, _ in values),
+            statistics.median(cpu for _, cpu in values),
+            counts.get(name, ""),
+        )
+        for name, values in timings.items()
+    }
 
 
 def run_requests_for_real(units: int) -> None:
@@ -207,12 +241,17 @@ def run_requests_for_real(units: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeats", type=int, default=5, help="ticks timed per case (medians printed)")
     parser.add_argument("--runs", type=int, default=0, help="also run the requested runs at this many units")
     args = parser.parse_args()
-    print(f"{'units':>7}  {'tick':<24} {'median s':>9}  requested")
     for size in args.sizes:
-        for name, (seconds, what) in bench(size).items():
-            print(f"{size:>7}  {name:<24} {seconds:>9.3f}  {what}")
+        results = bench(size, args.repeats)
+        print(
+            f"{'units':>7}  {'tick':<24} {'wall s':>7} {'CPU s':>6}  requested  (load average {os.getloadavg()[0]:.1f})"
+        )
+        for name, (seconds, cpu, what) in results.items():
+            print(f"{size:>7}  {name:<24} {seconds:>7.3f} {cpu:>6.3f}  {what}")
+        print(f"{size:>7}  peak RSS of the process so far: {peak_rss_mb():.0f} MB", flush=True)
     if args.runs:
         run_requests_for_real(args.runs)
 

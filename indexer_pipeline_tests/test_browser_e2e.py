@@ -4,7 +4,8 @@ Starts `dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME and a copy of th
 launches the index job over every unit through the UI's GraphQL API, waits for the run, then drives
 Debian's Chromium (Playwright with the system browser: nothing is downloaded) to the asset graph and
 to the checks of `qdrant_collection`, and saves screenshots in test-artifacts/. Finally the CLI
-must find a sample document. Bounded in time; stops every process it started.
+must find a sample document. A second test opens the UI over 10,000 partitions (issue 12, item 5).
+Bounded in time; stops every process it started.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from indexer_pipeline.config import SAMPLE_CORPUS
 from indexer_pipeline.corpus import discover_units
 
 from .test_dagster_dev_e2e import REPO, dagster_dev_process, dagster_env, free_port
+
+PARTITIONS = 10_000
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -156,3 +161,87 @@ def test_materialize_all_then_see_assets_and_checks_in_chromium(ui):
     )
     assert found.returncode == 0, found.stderr
     assert "d1f1aec9-7691-4868-a7b2-1533eaf4135b" in found.stdout
+
+
+@pytest.fixture
+def ui_many_partitions(tmp_path, simulator):
+    """The UI alone over PARTITIONS partitions registered through the instance's API (no unit is indexed;
+    no daemon, whose change sensor would remove partitions that have no folder), 1 in 100 materialized."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    env = dagster_env(tmp_path, corpus, simulator)
+    keys = [f"task-{i:08d}-0000-4000-8000-000000000000" for i in range(PARTITIONS)]
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.add_dynamic_partitions("source_units", keys)
+        for key in keys[::100]:
+            instance.report_runless_asset_event(dg.AssetMaterialization("raw_documents", partition=key))
+    port, log = free_port(), tmp_path / "webserver.log"
+    with dagster_dev_process(env, log, port, webserver_only=True):
+        wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).status == 200,
+            "the webserver",
+            log,
+            timeout=120,
+        )
+        yield port, env, keys, log
+
+
+def test_asset_page_partition_picker_and_materialize_all_with_10000_partitions(ui_many_partitions):
+    port, env, keys, log = ui_many_partitions
+    base, shown = f"http://127.0.0.1:{port}", f"{PARTITIONS:,}"
+    seconds: dict[str, float] = {}
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(120_000)  # a page that never renders fails the test
+
+        start = time.perf_counter()
+        page.goto(f"{base}/assets/raw_documents?view=partitions", wait_until="networkidle")
+        page.get_by_text(f"{shown} Partitions Selected").wait_for()  # the partition health, by status
+        page.get_by_text(f"Materialized ({PARTITIONS // 100})").wait_for()
+        page.get_by_text(f"Missing ({PARTITIONS - PARTITIONS // 100})").wait_for()
+        seconds["asset page, partitions tab"] = time.perf_counter() - start
+        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
+        if skip.count():
+            skip.first.click()
+        start = time.perf_counter()
+        # The asset page's partition list renders only the rows in view: the last key's row exists only once
+        # the filter found it (its full name sits in a hidden element; the visible one is middle-truncated).
+        assert page.get_by_text(keys[-1], exact=True).count() == 0
+        page.get_by_placeholder("Filter by name").fill(keys[-1])
+        page.get_by_text(keys[-1], exact=True).first.wait_for(state="attached")
+        assert page.get_by_text(keys[0], exact=True).count() == 0
+        seconds["partition picker, filter to the last key"] = time.perf_counter() - start
+        page.screenshot(path=str(ARTIFACTS / f"raw-documents-{PARTITIONS}-partitions.png"))
+
+        start = time.perf_counter()
+        page.goto(f"{base}/asset-groups/indexing", wait_until="networkidle")
+        page.get_by_text("1% filled").first.wait_for()  # raw_documents: 100 of 10,000
+        assert page.get_by_text(f"{shown} partitions").count() == 3
+        seconds["asset graph, three assets"] = time.perf_counter() - start
+
+        # "Materialize all" over every partition: one backfill, which the daemon runs as single range runs
+        # (the assets' BackfillPolicy.single_run), not 10,000 runs.
+        start = time.perf_counter()
+        page.goto(f"{base}/assets/raw_documents", wait_until="networkidle")
+        page.get_by_role("button", name="Materialize…").first.click()
+        dialog = page.get_by_role("dialog").first
+        dialog.get_by_role("button", name="All", exact=True).click()
+        dialog.get_by_text(f"{shown} partitions").first.wait_for()
+        dialog.get_by_text("Backfills all partitions in a single run.").wait_for()
+        seconds["launch dialog, all partitions"] = time.perf_counter() - start
+        page.screenshot(path=str(ARTIFACTS / f"materialize-{PARTITIONS}-partitions.png"))
+        start = time.perf_counter()
+        dialog.get_by_role("button", name="Launch backfill").click()
+        dialog.wait_for(state="detached")
+        seconds["launch backfill"] = time.perf_counter() - start
+        browser.close()
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        backfills = instance.get_backfills()
+    assert len(backfills) == 1, log.read_text()[-3000:]
+    target = backfills[0].asset_backfill_data.target_subset
+    assert target.num_partitions_and_non_partitioned_assets == PARTITIONS
+    for what, value in seconds.items():
+        print(f"UI with {shown} partitions: {what}: {value:.1f} s")

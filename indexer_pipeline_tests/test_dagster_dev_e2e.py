@@ -80,13 +80,15 @@ def dagster_env(tmp_path, corpus, simulator, **extra) -> dict:
 
 
 @contextmanager
-def dagster_dev_process(env: dict, log: Path, port: int):
-    """`dagster dev` on 127.0.0.1 in its own process group, stopped (group and all) on exit."""
+def dagster_dev_process(env: dict, log: Path, port: int, webserver_only: bool = False):
+    """`dagster dev` on 127.0.0.1 in its own process group, stopped (group and all) on exit.
+    `webserver_only`: the UI alone (`dagster-webserver`), with no daemon, so no sensor or schedule ticks."""
+    command = ["dagster-webserver"] if webserver_only else ["dagster", "dev"]
     with log.open("w") as out:
         process = subprocess.Popen(
             [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
+                str(Path(sys.executable).with_name(command[0])),
+                *command[1:],
                 "-w",
                 str(REPO / "workspace.yaml"),
                 "-h",

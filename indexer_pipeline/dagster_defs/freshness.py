@@ -12,7 +12,7 @@ import time
 import dagster as dg
 
 from ..catalog import Catalog
-from ..corpus import unit_fingerprint
+from ..corpus import unit_fingerprints
 from ..deletion_guard import look
 from .resources import IndexerResource
 
@@ -26,7 +26,7 @@ def follows_the_corpus(indexer: IndexerResource) -> dg.AssetCheckResult:
     settings = indexer.settings()
     window_s = settings.freshness_minutes * 60
     view = look(settings.corpus_dirs)  # a missing root is reported here, not raised
-    fingerprints = {unit.key: unit_fingerprint(unit) for unit in view.units}
+    fingerprints = unit_fingerprints(view.units)
     now = clock()
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()

@@ -9,14 +9,16 @@ Units that left the corpus are deleted under the deletion guard (deletion_guard.
 folder or too many at once is held, and the check deletions_held is evaluated so that it alerts.
 """
 
+import gc
 import hashlib
 import time
+from contextlib import contextmanager
 
 import dagster as dg
 
 from ..catalog import Catalog
 from ..config import Settings
-from ..corpus import unit_fingerprint
+from ..corpus import unit_fingerprints
 from ..deletion_guard import CorpusView, describe, guard, look
 from .deletions import deletions_check_job
 from .jobs import index_job, remove_units_job
@@ -47,7 +49,7 @@ def corpus_state(instance: dg.DagsterInstance, indexer: IndexerResource, view: C
     Records when each pending change was first seen, for the freshness check. A root that is missing lists no units (its units' deletion is then held, never done)."""
     settings = indexer.settings()
     view = view or look(settings.corpus_dirs)
-    fingerprints = {unit.key: unit_fingerprint(unit) for unit in view.units}
+    fingerprints = unit_fingerprints(view.units)
     partitions = list(instance.get_dynamic_partitions(source_units.name))
     with Catalog(settings.catalog_path) as catalog:
         indexed = catalog.indexed_fingerprints()
@@ -136,6 +138,26 @@ def deletion_requests(
     "(a vanished folder or too many at once is held: see the check deletions_held).",
 )
 def corpus_change_sensor(context: dg.SensorEvaluationContext, indexer: IndexerResource):
+    with collection_paused():
+        return evaluate(context, indexer)
+
+
+@contextmanager
+def collection_paused():
+    """Python's cyclic garbage collector off for one tick. A tick holds a few objects per unit until it
+    ends, which made the collector traverse the code server's whole heap three times a tick (at 50,000
+    units, 0.6 of 2.3 CPU s); they are freed by reference counting when the tick returns."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def evaluate(context: dg.SensorEvaluationContext, indexer: IndexerResource) -> dg.SensorResult:
+    """One tick of corpus_change_sensor."""
     view = look(indexer.settings().corpus_dirs)
     fingerprints, partitions, indexed = corpus_state(context.instance, indexer, view)
     new, changed, deleted = plan_changes(fingerprints, partitions, indexed)
