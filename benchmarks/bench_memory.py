@@ -171,7 +171,11 @@ def child_main(mode: str) -> int:
     from indexer_pipeline import cli
     from indexer_pipeline.vectorstore.edge import EdgeStore
 
-    optimize = EdgeStore.optimize
+    persist, optimize = EdgeStore.persist, EdgeStore.optimize
+
+    def persist_and_optimize(store: EdgeStore) -> None:  # what a per-batch flush did
+        persist(store)
+        optimize(store)
 
     def said_optimize(store: EdgeStore) -> None:
         if not said:
@@ -182,7 +186,7 @@ def child_main(mode: str) -> int:
 
     said: list[bool] = []
     if mode == "optimizing":
-        EdgeStore.persist = EdgeStore.flush  # what a per-batch flush did: persist, then optimize
+        EdgeStore.persist = persist_and_optimize
     else:
         EdgeStore.optimize = said_optimize
     if mode == "traced":
