@@ -116,7 +116,7 @@ def run_cli(env: dict, mode: str) -> dict:
         "peak_rss_anon_mb": peak("RssAnon"),
         "peak_rss_file_mb": peak("RssFile"),
         # The stream (read → embed → write → persist per batch), then the index build that ends the run.
-        "stream_peak_rss_mb": round(float(said.get(f"{CHILD_SAYS}hwm_mb", "nan"))),
+        "stream_peak_rss_mb": round(float(said.get(f"{CHILD_SAYS}hwm_mb", 0))),  # 0: no final build
         "stream_peak_anon_file_mb": [peak("RssAnon", True), peak("RssFile", True)],
         "build_peak_anon_file_mb": [peak("RssAnon", False), peak("RssFile", False)],
         **(
