@@ -197,6 +197,10 @@ class VectorStore(Protocol):
         """Make the writes so far durable and visible to the next process that opens the store, and
         index the vectors written since the last flush once they pass the indexing threshold."""
 
+    def persist(self) -> None:
+        """Make the writes so far durable and visible to the next process that opens the store, and
+        nothing more: a stream persists each batch and optimizes once at the end."""
+
     def optimize(self) -> None:
         """Build the index of every segment past the threshold, merge small segments, drop deleted
         points; returns when done. A server does this in the background: there it returns at once."""

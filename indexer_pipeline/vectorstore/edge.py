@@ -310,11 +310,15 @@ class EdgeStore:
             self._require().update(qe.UpdateOperation.delete_points(ids))
 
     def flush(self) -> None:
-        """Persist segments (~17 ms a call): once per stage, not per batch; the WAL covers a crash.
-        Then index what passed the threshold (see the module's docstring)."""
+        """Persist, then index what passed the threshold (see the module's docstring)."""
+        self.persist()
+        self.optimize()
+
+    def persist(self) -> None:
+        """Persist segments (~17 ms a call): once per batch of the stream, not per upsert; the WAL
+        covers a crash."""
         if self._shard is not None:
             self._shard.flush()
-            self.optimize()
 
     def optimize(self) -> None:
         if self._shard is not None:

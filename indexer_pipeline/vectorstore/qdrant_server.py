@@ -261,6 +261,9 @@ class ServerStore:
     def flush(self) -> None:
         """Writes wait for the server's acknowledgement (wait=True): nothing is left to flush."""
 
+    def persist(self) -> None:
+        """As `flush`: nothing is left to persist."""
+
     def unit_hashes(self, unit: str) -> dict[str, str]:
         if not self._ready():
             return {}
