@@ -7,9 +7,9 @@ the product's own overhead (issue 12, item 4: ≥ 2,000 docs/s). The corpus: pla
 Qdrant Edge. Each size runs in a fresh child process, so its peak RSS is its own.
 
 Prints docs/s (by wall clock, and by this process's CPU time, which a busy machine disturbs less),
-seconds per stage (wall and CPU), the HNSW build's share of the write stage, the test server's own CPU
-seconds, the load average at the end, and peak RSS (overall and at the end of each stage); asserts
-nothing.
+seconds per stage (summed over the batches `index` streams), the HNSW build that ends the run, the test
+server's own CPU seconds, the load average at the end, and peak RSS; asserts nothing
+(benchmarks/bench_memory.py splits the RSS into the product's and the store's).
     .venv/bin/python benchmarks/bench_throughput.py [--docs 1000 20000] [--dimensions 384] [--profile]
 """
 
@@ -111,14 +111,6 @@ def run_one(docs: int, base_url: str, profile: bool) -> dict:
         profiler = cProfile.Profile() if profile else None
         with Indexer(settings) as ix:
             units = ix.units()
-            done, rss = [0], [0, 0, 0]  # units done over the three stages; peak RSS at the end of each
-            cpu_at = [0.0, 0.0, 0.0]  # this process's CPU seconds when each stage reported its last unit
-
-            def progress(n: int) -> None:  # each stage reports every unit once: the sum says which
-                done[0] += n
-                stage = min((done[0] - 1) // len(units), 2)
-                rss[stage] = max(rss[stage], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-                cpu_at[stage] = time.process_time()
 
             # The HNSW build runs inside the write stage's final flush: timed apart, as it is the
             # store's own work (multi-threaded), not the product's overhead.
@@ -136,11 +128,11 @@ def run_one(docs: int, base_url: str, profile: bool) -> dict:
             start, cpu = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
-            read, embedded, written = ix.index(units, progress)
+            read, embedded, written = ix.index(units)
             if profiler:
                 profiler.disable()
             end_cpu = time.process_time()
-            elapsed, stage_cpu = time.perf_counter() - start, [cpu, *cpu_at[:2], end_cpu]
+            elapsed = time.perf_counter() - start
             cpu = end_cpu - cpu
             points = ix.store().count()
         if profiler:
@@ -158,12 +150,9 @@ def run_one(docs: int, base_url: str, profile: bool) -> dict:
         "embed_s": round(embedded.seconds, 2),
         "embed_waiting_on_api_s": round(embedded.embedding_seconds, 2),
         "write_s": round(written.seconds, 2),
-        # CPU seconds of this process per stage (the write stage's up to the end of its flush).
-        "cpu_s_read_embed_write": [round(b - a, 2) for a, b in zip(stage_cpu, stage_cpu[1:])],
         "index_build_s": round(build[0], 2),
         "index_build_cpu_s": round(build[1], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "peak_rss_mb_after_read_embed_write": rss,
     }
 
 
