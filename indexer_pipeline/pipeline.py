@@ -206,6 +206,7 @@ class Indexer:
         self._embedder = embedder
         self._store = store
         self._owns_store = store is None
+        self._owns_embedder = embedder is None
         self._catalog: Catalog | None = None
         self._cache = cache
         self.batch_units = batch_units
@@ -243,6 +244,9 @@ class Indexer:
         if self._store is not None and self._owns_store:
             self._store.close()
             self._store = None
+        if self._embedder is not None and self._owns_embedder:
+            self._embedder.close()  # the OpenAI engine's client and its loop thread
+            self._embedder = None
         for part in (self._catalog, self._cache):
             if part is not None:
                 part.close()

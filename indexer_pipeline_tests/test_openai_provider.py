@@ -231,3 +231,28 @@ def test_the_embed_stage_sends_each_chunks_token_count_without_counting_again(co
     assert counted == []
     # The simulator counts each input it is sent: the bill equals the chunker's counts.
     assert report.stats.tokens == sum(distinct.values())
+
+
+def test_calls_reuse_the_engines_connections(simulator):
+    """One client for the engine's life: twenty separate calls (search queries, embed groups) come on as
+    few connections as run at once, not one new connection (and TLS context) each; close() ends it."""
+    e = embedder(simulator, max_concurrency=2)
+    for i in range(20):
+        assert e.embed([f"query {i}"]).errors == {}
+    assert simulator.stats()["requests"] == 20 and simulator.stats()["connections"] == 1
+    e.close()
+    assert e.embed(["after close, a new client"]).errors == {}  # usable again, on a fresh connection
+    assert simulator.stats()["connections"] == 2
+    e.close()
+
+
+def test_search_queries_share_one_connection(corpus_env, simulator):
+    from indexer_pipeline.pipeline import Indexer
+    from indexer_pipeline.search import SearchRequest, search
+
+    with Indexer(corpus_env) as ix:
+        ix.index(ix.units())
+        simulator.reset_stats()
+        for i in range(10):
+            assert search(ix, SearchRequest(f"retry cache {i}")).mode == "hybrid"
+    assert simulator.stats()["requests"] == 10 and simulator.stats()["connections"] == 1

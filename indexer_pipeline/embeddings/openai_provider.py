@@ -23,8 +23,8 @@ import asyncio
 import base64
 import random
 import re
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +132,12 @@ class OpenAIEmbedder:
         self.max_retry_wait_s = max_retry_wait_s
         # One limiter for the embedder's life: its buckets carry over between embed() calls.
         self.limiter = AdaptiveLimiter(rpm, tpm)
+        # One client for the embedder's life, on an event loop of its own in a daemon thread: its
+        # connections are kept alive between calls. A client per call cost a new TLS context (~20 ms
+        # of certificate loading) and a new connection for every search query.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: openai.AsyncOpenAI | None = None
+        self._loop_lock = threading.Lock()
         self.key_checked = False  # True once the server answered a request without a 401/403
         self.shape_ok = False  # True once a request of this model and dimensions was answered 200
 
@@ -204,23 +210,46 @@ class OpenAIEmbedder:
         return tokens * USD_PER_MILLION_TOKENS.get(self.model, 0.0) / 1e6
 
     def close(self) -> None:
-        pass
+        """Close the client and end its loop's thread; a later embed() starts them again."""
+        with self._loop_lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._client is not None:
+            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(timeout=10)
+            self._client = None
+        loop.call_soon_threadsafe(loop.stop)
+
+    def _run(self, coroutine) -> None:
+        """Run `coroutine` on the embedder's own loop and wait for it: callable from any thread, with or
+        without a running loop of its own (the MCP server calls from inside one)."""
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=_serve, args=(loop,), name="openai-embedder", daemon=True).start()
+                self._loop = loop
+            loop = self._loop
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C or an error: requests still in flight end too
+            raise
+
+    def client(self) -> openai.AsyncOpenAI:
+        """The embedder's client, made on its loop at first use."""
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s
+            )
+        return self._client
 
     # -- embedding ------------------------------------------------------------------------------
     def embed(self, texts: list[str], token_counts: list[int] | None = None) -> EmbeddingOutcome:
-        """Synchronous for callers; runs its own event loop (in a thread if one is already running).
-        `token_counts` (cl100k tokens of each text, e.g. `Chunk.tokens`) spares counting them again."""
+        """Synchronous for callers. `token_counts` (cl100k tokens of each text, e.g. `Chunk.tokens`)
+        spares counting them again."""
         outcome = EmbeddingOutcome([None] * len(texts), {}, EmbeddingStats(inputs=len(texts)))
-        # The coroutine fills `outcome` and returns None: on Python 3.11, asyncio.run formats its
-        # task's repr, result included, when it restores the SIGINT handler, and formatting a
-        # thousand vectors took 0.5 s.
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self._embed_into(texts, outcome, token_counts))
-        else:
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, self._embed_into(texts, outcome, token_counts)).result()
+        self._run(self._embed_into(texts, outcome, token_counts))
         return outcome
 
     def request_token_cap(self) -> int:
@@ -262,21 +291,18 @@ class OpenAIEmbedder:
         if not sendable:
             return
         gate = asyncio.Semaphore(self.concurrency)
-        async with openai.AsyncOpenAI(
-            api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s
-        ) as client:
-            job = _Job(self, client, texts, counts, vectors, errors, stats, gate)
-            first, *rest = self.pack(counts, sendable)
-            tasks = [asyncio.ensure_future(job.run(first, first=True))]
-            tasks += [asyncio.ensure_future(job.run(batch)) for batch in rest]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                # A fatal answer (a revoked key, a refused model) ends every request still waiting or
-                # in flight, before the client closes under them.
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+        job = _Job(self, self.client(), texts, counts, vectors, errors, stats, gate)
+        first, *rest = self.pack(counts, sendable)
+        tasks = [asyncio.ensure_future(job.run(first, first=True))]
+        tasks += [asyncio.ensure_future(job.run(batch)) for batch in rest]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # A fatal answer (a revoked key, a refused model) ends every request still waiting or in
+            # flight, so none outlives this call.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Job:
@@ -533,3 +559,12 @@ def _vector(embedding) -> np.ndarray:
 def _message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     return str(body.get("message") or exc.message)[:500]
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """An embedder's loop thread: runs until close() stops the loop, then closes it."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()

@@ -152,6 +152,7 @@ class EmbeddingSimulator:
             }
             self.embedded_texts: Counter = Counter()
             self.request_sizes: list[tuple[int, int]] = []  # (inputs, tokens) of each request served
+            self.clients: set[tuple[str, int]] = set()  # (host, port) of each connection requests came on
         self.set_limits(self.rpm, self.tpm)
 
     def stats(self) -> dict:
@@ -161,6 +162,7 @@ class EmbeddingSimulator:
                 "status": Counter(self._stats["status"]),
                 "faults": Counter(self._stats["faults"]),
                 "texts": Counter(self.embedded_texts),  # how often each text was embedded
+                "connections": len(self.clients),  # a client that keeps its connections alive opens few
             }
 
     def start(self) -> EmbeddingSimulator:
@@ -279,6 +281,9 @@ class EmbeddingSimulator:
 
     async def _embeddings(self, request: Request) -> Response:
         self._count("requests")
+        if request.client:
+            with self._lock:
+                self.clients.add((request.client.host, request.client.port))
         with self._lock:
             revoked = self.revoke_key_after is not None and self._stats["admitted"] >= self.revoke_key_after
             if not revoked and request.headers.get("authorization") == f"Bearer {self.api_key}":
