@@ -16,6 +16,22 @@ SECRET_TASK = "5528dbd6-d7dc-4d52-884c-abe5a78e2c31"
 TEST_DIMENSIONS = 64  # small vectors keep the suite fast; the code path is the same at 1536
 
 
+def simulator_settings(simulator: EmbeddingSimulator, data_dir, **fields) -> Settings:
+    """Settings that embed through `simulator` into an embedded store under `data_dir` (environment
+    ignored for these fields; `fields` adds or overrides others, e.g. corpus_dirs)."""
+    return Settings.from_env(
+        **{
+            "data_dir": data_dir,
+            "embedding_provider": "openai",
+            "openai_api_key": simulator.api_key,
+            "openai_base_url": simulator.base_url,
+            "embedding_dimensions": TEST_DIMENSIONS,
+            "qdrant_url": None,
+            **fields,
+        }
+    )
+
+
 @pytest.fixture
 def simulator():
     with EmbeddingSimulator(dimensions=TEST_DIMENSIONS) as sim:

@@ -14,7 +14,7 @@ from indexer_pipeline.config import Settings
 from indexer_pipeline.embeddings.cache import EmbeddingCache
 from indexer_pipeline.pipeline import Indexer
 
-from .conftest import TEST_DIMENSIONS
+from .conftest import simulator_settings
 from .test_cache import DAY, ManualClock
 
 MESSAGES = 30
@@ -37,15 +37,7 @@ def world(tmp_path, simulator):
     path = tmp_path / "corpus" / "tasks" / "task-a" / "api_conversation_history.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(conversation(MESSAGES)))
-    settings = Settings.from_env(
-        corpus_dirs=[tmp_path / "corpus"],
-        data_dir=tmp_path / "data",
-        embedding_provider="openai",
-        openai_api_key=simulator.api_key,
-        openai_base_url=simulator.base_url,
-        embedding_dimensions=TEST_DIMENSIONS,
-        qdrant_url=None,
-    )
+    settings = simulator_settings(simulator, tmp_path / "data", corpus_dirs=[tmp_path / "corpus"])
     return settings, path, ManualClock()
 
 

@@ -24,6 +24,8 @@ from indexer_pipeline.config import Settings
 from indexer_pipeline.corpus import discover_units, unit_fingerprint
 from indexer_pipeline.pipeline import Indexer
 
+from .conftest import simulator_settings
+
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_S = 240
 
@@ -133,14 +135,7 @@ def dagster_dev(tmp_path, simulator):
     (corpus / "notes" / "gardening.md").write_text("# Gardening\n\nTomatoes need sun and regular watering.\n")
     (corpus / "notes" / "astronomy.md").write_text("# Astronomy\n\nJupiter has dozens of moons.\n")
     env = dagster_env(tmp_path, corpus, simulator, INDEXER_SENSOR_INTERVAL_S="5")
-    settings = Settings.from_env(
-        corpus_dirs=[corpus],
-        data_dir=tmp_path / "data",
-        embedding_provider="openai",
-        openai_api_key=simulator.api_key,
-        openai_base_url=simulator.base_url,
-        embedding_dimensions=64,
-    )
+    settings = simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus])
     log = tmp_path / "dagster_dev.log"
     with dagster_dev_process(env, log, free_port()):
         yield corpus, settings, log

@@ -29,7 +29,7 @@ from indexer_pipeline.search import (
 from indexer_pipeline.vectorstore.base import GROUP
 from indexer_pipeline.vectorstore.qdrant_server import ServerStore
 
-from .conftest import TEST_DIMENSIONS
+from .conftest import TEST_DIMENSIONS, simulator_settings
 
 FAILING_TASK = "7c0e2a51-4b7e-4f0a-9d55-2f1e6b3c8a90"
 SHIFTPLAN_TASK = "c6dc9768-d525-4c20-a918-7346a26688dd"
@@ -289,13 +289,7 @@ def test_a_collection_from_before_bm25_is_searched_dense_until_its_next_index_ru
     and says so in the mode; with the dense side unavailable too, one clear error."""
     from .test_vectorstore_migration import legacy_points, make_legacy_edge
 
-    settings = Settings.from_env(
-        data_dir=tmp_path / "data",
-        embedding_provider="openai",
-        openai_api_key=simulator.api_key,
-        openai_base_url=simulator.base_url,
-        embedding_dimensions=TEST_DIMENSIONS,
-    )
+    settings = simulator_settings(simulator, tmp_path / "data")
     settings.edge_path.parent.mkdir(parents=True)
     make_legacy_edge(settings.edge_path, legacy_points())
     with Indexer(settings) as ix:

@@ -12,7 +12,7 @@ from indexer_pipeline.integrity import verify_units
 from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-from .conftest import TEST_DIMENSIONS
+from .conftest import TEST_DIMENSIONS, simulator_settings
 
 UNITS = 23
 BATCH_UNITS = 4
@@ -33,15 +33,7 @@ def settings(tmp_path, simulator) -> Settings:
             (folder / f"doc-{d}.txt").write_text(
                 f"Folder {u}, document {d}: the scheduler retries a shard.\n"
             )
-    return Settings.from_env(
-        corpus_dirs=[corpus],
-        data_dir=tmp_path / "data",
-        embedding_provider="openai",
-        openai_api_key=simulator.api_key,
-        openai_base_url=simulator.base_url,
-        embedding_dimensions=TEST_DIMENSIONS,
-        qdrant_url=None,
-    )
+    return simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus])
 
 
 class WatchedStore(EdgeStore):
