@@ -68,13 +68,13 @@ def run(args: list[str], env: dict) -> tuple[float, float, float]:
     return float(wall), float(user) + float(system), int(rss_kb) / 1024
 
 
-def searches(settings: Settings, queries: list[str]) -> list[float]:
+def searches(settings: Settings, queries: list[str], **request) -> list[float]:
     """ms of each `search.search` in this process, the query embedded by the simulator (issue 12, item 4)."""
     times = []
     with Indexer(settings) as ix:
         for query in queries:
             start = time.perf_counter()
-            search(ix, SearchRequest(query=query))
+            search(ix, SearchRequest(query=query, **request))
             times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -120,15 +120,16 @@ def main() -> None:
         os.environ.update(env)  # this process's own searches use the same store and simulator
         rng = np.random.default_rng(7)
         queries = [" ".join(f"w{k}" for k in rng.integers(0, 20_000, 4)) for _ in range(args.queries)]
-        searches(
-            Settings.from_env(), queries[:5]
-        )  # the embedder's client and the store opened once, as in a server
-        times = searches(Settings.from_env(), queries)
-        print(
-            f"search.search() in one process, query embedded by the simulator: p50 {percentile(times, 50):.1f} ms,"
-            f" p95 {percentile(times, 95):.1f} ms ({len(times)} queries, load {os.getloadavg()[0]:.1f})",
-            flush=True,
-        )
+        settings = Settings.from_env()
+        searches(settings, queries[:20])  # the embedder's client made, the store's pages read once
+        for mode, group in (("hybrid", True), ("hybrid", False), ("dense", True), ("dense", False)):
+            times = searches(settings, queries, mode=mode, group=group)
+            print(
+                f"search.search() in one process, {mode} {'grouped (the CLI rows)' if group else 'ungrouped'},"
+                f" query embedded by the simulator: p50 {percentile(times, 50):.1f} ms,"
+                f" p95 {percentile(times, 95):.1f} ms ({len(times)} queries, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
