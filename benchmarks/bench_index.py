@@ -5,6 +5,7 @@ Each mode runs in a process of its own (its peak RSS is its own): points are wri
 `EdgeStore` in large batches, then `flush()` builds the index (its wall and CPU seconds printed, and
 those of a later flush after rewriting 1 % of the points), then the store's disk size, its reopen time
 and dense search p50/p95 (query embedding excluded) and recall@10 against exact search on the same shard
+(strict on ids, and `tied`: hits tied with the exact 10th count, as the index_recall check counts them)
 are measured. Vectors have real structure: the embedding simulator's text-derived vectors over
 bench_groups' topic corpus, generated in batches by scale_corpus (random unit vectors are HNSW's worst
 case and say nothing); queries are held-out chunks of the corpus's units. `--memory ram` makes shards
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from scale_corpus import batches, queries
 
+from indexer_pipeline.index_quality import EXACT_CANDIDATES, recall_at_k
 from indexer_pipeline.metrics import percentile
 from indexer_pipeline.vectorstore.base import IndexParams
 from indexer_pipeline.vectorstore.edge import EdgeStore
@@ -88,14 +90,15 @@ def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
     truth = None
     for ef in args.ef if mode != "exact" else args.ef[:1]:
         store = EdgeStore(folder, index=dataclasses.replace(params, hnsw_ef=ef))
-        if truth is None:
-            truth = [{h.id for h in store.exact_search(q, K)} for q in query_vectors]
-        times, recall = [], []
+        if truth is None:  # room past the 10th for hits tied with it
+            truth = [store.exact_search(q, EXACT_CANDIDATES) for q in query_vectors]
+        times, recall, tied = [], [], []
         for q, exact in zip(query_vectors, truth, strict=True):
             start = time.perf_counter()
             hits = store.search(q, limit=K)
             times.append((time.perf_counter() - start) * 1000)
-            recall.append(len(exact & {h.id for h in hits}) / K)
+            recall.append(len({h.id for h in exact[:K]} & {h.id for h in hits}) / K)
+            tied.append(recall_at_k(hits, exact, own_id=""))
         store.close()
         print(
             f"{mode:<10} {'disk' if params.on_disk else 'ram':<4} {args.points:>8} {args.dim:>5}"
@@ -103,7 +106,7 @@ def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
             f" {write.wall:>6.0f} {write.cpu:>6.0f} {build.wall:>6.0f} {build.cpu:>6.0f} {again.wall:>6.1f}"
             f" {disk_mb(folder):>7.0f} {reopen.wall:>6.2f} {peak_rss_mb():>7.0f}"
             f" {percentile(times, 50):>6.1f} {percentile(times, 95):>6.1f} {sum(recall) / len(recall):>6.3f}"
-            f" {os.getloadavg()[0]:>4.1f}",
+            f" {sum(tied) / len(tied):>6.3f} {os.getloadavg()[0]:>4.1f}",
             flush=True,
         )
 
@@ -124,7 +127,7 @@ def main() -> None:
     print(
         f"{'mode':<10} {'mem':<4} {'points':>8} {'dim':>5} {'ef':>4} {'hnsw':>4} {'write':>6} {'cpu':>6}"
         f" {'build':>6} {'cpu':>6} {'+1% s':>6} {'disk MB':>7} {'reopen':>6} {'RSS MB':>7}"
-        f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'load':>4}"
+        f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'tied':>6} {'load':>4}"
     )
     spawn = multiprocessing.get_context("spawn")  # a fresh process per mode: its peak RSS is its own
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
