@@ -230,15 +230,16 @@ def dagster_instance(settings: Settings, create: bool = False):
 
 
 def latest_checks(settings: Settings) -> list[dict] | None:
-    """The latest result of every asset check, from the Dagster instance (None when there is none)."""
-    from .dagster_defs.checks import COLLECTION_CHECKS, EMBEDDING_CHECKS, INTEGRITY_CHECKS, READ_CHECKS
-
+    """The latest result of every asset check the code location defines, from the Dagster instance (None
+    when there is none)."""
     instance = dagster_instance(settings)
     if instance is None:
         return None
+    from .definitions import defs  # every check, as the UI lists them
+
     with instance:
         latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [spec.key for spec in READ_CHECKS + EMBEDDING_CHECKS + COLLECTION_CHECKS + INTEGRITY_CHECKS]
+            list(defs.resolve_asset_graph().asset_check_keys)
         )
     rows = []
     for key, record in sorted(latest.items(), key=lambda kv: kv[0].to_user_string()):

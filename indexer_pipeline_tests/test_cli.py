@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from indexer_pipeline.cli import main
+from indexer_pipeline.definitions import defs
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
 from .conftest import SECRET_TASK
@@ -75,19 +76,29 @@ def test_register_adds_the_units_as_partitions(corpus_env, tmp_path, monkeypatch
 
 
 def test_status_shows_the_latest_check_results(corpus_env, tmp_path, monkeypatch, capsys):
-    from .test_assets import materialize
+    from indexer_pipeline.dagster_defs.index_quality import index_recall
+
+    from .test_assets import INDEX
 
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("source_units", ["doc-docs"])
-        assert materialize(instance, ["doc-docs"]).success
+        run = dg.materialize(
+            [*INDEX, index_recall],
+            instance=instance,
+            resources={"indexer": defs.resources["indexer"]},
+            partition_key="doc-docs",
+        )
+        assert run.success
     assert main(["status", "--json"]) == 0
     checks = {(c["asset"], c["check"]): c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks[("qdrant_collection", "points_match_chunks")]["status"] == "SUCCEEDED"
     assert checks[("qdrant_collection", "points_match_chunks")]["description"].startswith("[unit doc-docs]")
-    assert len(checks) == 9
+    # Every check that ran, index_recall (defined outside checks.py) included: not sampled after a small run.
+    assert checks[("qdrant_collection", "index_recall")]["description"].startswith("Not sampled")
+    assert len(checks) == 10
     assert main(["status"]) == 0
     assert "qdrant_collection/success_rate" in capsys.readouterr().out
 
