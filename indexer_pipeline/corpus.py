@@ -362,8 +362,9 @@ def os_error_reason(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-def _found(unit: SourceUnit) -> list[_Found]:
-    """The unit's files as the walk finds them, sorted by relative path."""
+def unit_listing(unit: SourceUnit) -> list[_Found]:
+    """The unit's files as the walk finds them, sorted by relative path: what its fingerprint hashes
+    (plain tuples, cheap for the sensor's every tick), and what `unit_files` turns into UnitFiles."""
     path, root = str(unit.path), str(unit.root)
     if path.startswith(root + os.sep):  # as Path.relative_to says, for a tenth of its cost
         raw = path[len(root) + 1 :].replace(os.sep, "/")
@@ -385,11 +386,13 @@ def _found(unit: SourceUnit) -> list[_Found]:
 _by_rel = operator.attrgetter("rel")
 
 
-def unit_files(unit: SourceUnit) -> list[UnitFile]:
+def unit_files(unit: SourceUnit, listing: list[_Found] | None = None) -> list[UnitFile]:
     """The files the reader will read for this unit, sorted by relative path: a task's conversation and
-    metadata files, or a tree's files of supported formats (hidden names skipped)."""
+    metadata files, or a tree's files of supported formats (hidden names skipped). `listing`: the unit's
+    `unit_listing` when the caller already made it."""
     return [
-        UnitFile(Path(f.path), f.rel, f.size, f.mtime_ns, f.problem, os.fsencode(f.raw)) for f in _found(unit)
+        UnitFile(Path(f.path), f.rel, f.size, f.mtime_ns, f.problem, os.fsencode(f.raw))
+        for f in (unit_listing(unit) if listing is None else listing)
     ]
 
 
@@ -399,7 +402,7 @@ def unit_files(unit: SourceUnit) -> list[UnitFile]:
 def unit_fingerprint(unit: SourceUnit) -> str:
     """A hash of (relative path, size, mtime_ns, problem) of the unit's files: changes when any file
     the reader uses is added, removed, rewritten or touched. No file is opened."""
-    return files_fingerprint(_found(unit))  # the walk's plain tuples: no UnitFile per file
+    return files_fingerprint(unit_listing(unit))
 
 
 def files_fingerprint(files: Iterable[UnitFile | _Found]) -> str:

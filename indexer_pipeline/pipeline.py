@@ -21,7 +21,7 @@ from . import chunking, corpus, models, readers, redaction, tokenizers
 from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
-from .corpus import discover_units, files_fingerprint, find_units, unit_files
+from .corpus import discover_units, files_fingerprint, find_units, unit_files, unit_listing
 from .embeddings import Embedder, EmbeddingStats, make_embedder
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -294,8 +294,9 @@ class Indexer:
         e = self.embedder  # its tokenizer and input limit shape the chunks
         version = f"{reader_version()}:{e.provider}:{e.model}:{max_tokens}:{overlap}"
         for unit in units:
-            files = unit_files(unit)  # listed once: the fingerprint and the read both use it
-            fingerprint = files_fingerprint(files)
+            # Listed once: the fingerprint and the read both use it; UnitFiles only for a unit that is read.
+            listing = unit_listing(unit)
+            fingerprint = files_fingerprint(listing)
             read_key = hashlib.sha256(f"{fingerprint}\x1f{version}".encode()).hexdigest()
             record = self.catalog.unit(unit.key)
             report.units += 1
@@ -309,7 +310,7 @@ class Indexer:
                 yield unit.key, record.chunks
                 continue
             before = set(self.catalog.rejections(unit.key)) if record else set()
-            content = read_unit(unit, files)
+            content = read_unit(unit, unit_files(unit, listing))
             chunks: list[Chunk] = []
             for doc in content.documents:
                 chunks.extend(
@@ -431,14 +432,18 @@ class Indexer:
         batches, each durable and recorded before the next, and the vector index built once at the end."""
         report = WriteReport()
         start = time.perf_counter()
-        store = self.store()
-        store.ensure_collection(self.embedder.dimensions)
+        store = self._store_to_write()
         self._write(store, keys, report, progress)
         # Once, not per batch: per-batch builds merge and re-index segments again and again (100,000 docs,
         # 1536-d: 216 CPU s against 127, same peak RSS; benchmarks/bench_memory.py --optimize-every-batch).
         store.optimize()
         report.seconds = time.perf_counter() - start
         return report
+
+    def _store_to_write(self) -> VectorStore:
+        store = self.store()
+        store.ensure_collection(self.embedder.dimensions)
+        return store
 
     def _write(
         self, store: VectorStore, keys: Iterable[str], report: WriteReport, progress: Progress | None
@@ -640,8 +645,7 @@ class Indexer:
             self.embed_units(batch, progress, embedded)
             start = time.perf_counter()
             if store is None:  # opened once the first batch is embedded: a reader waits only from here
-                store = self.store()
-                store.ensure_collection(self.embedder.dimensions)
+                store = self._store_to_write()
             self._write(store, batch, written, progress)
             written.seconds += time.perf_counter() - start
             batch.clear()

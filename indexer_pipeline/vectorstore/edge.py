@@ -210,19 +210,20 @@ class EdgeStore:
         if missing:  # a flush costs 0.2-0.5 s here: not on every open of a complete shard
             self._shard.flush()
 
+    def _config(self) -> dict:
+        """The shard's configuration as Edge recorded it (read each time: a migration changes it); {}
+        before creation."""
+        return json.loads(self._config_path.read_text()) if self._shard is not None else {}
+
     def vector_params(self) -> tuple[int, str] | None:
         """(dimension, distance) of the shard's unnamed vector as Edge recorded them; None before creation."""
-        if self._shard is None:
-            return None
-        params = json.loads(self._config_path.read_text())["vectors"].get(VECTOR)
+        params = self._config().get("vectors", {}).get(VECTOR)
         return (params["size"], params["distance"]) if params else None
 
     def sparse_modifier(self) -> str | None:
         """The modifier of the `bm25` sparse vector ("idf"); None before creation or on a shard
         made before sparse vectors."""
-        if self._shard is None:
-            return None
-        params = json.loads(self._config_path.read_text()).get("sparse_vectors", {}).get(SPARSE_VECTOR)
+        params = self._config().get("sparse_vectors", {}).get(SPARSE_VECTOR)
         return params.get("modifier", "none") if params is not None else None
 
     def _add_sparse(self) -> None:
@@ -326,17 +327,12 @@ class EdgeStore:
 
     def quantization(self) -> str:
         """ "int8" or "none", as the shard was created; "none" before creation."""
-        if self._shard is None:
-            return "none"
-        config = json.loads(self._config_path.read_text()).get("quantization_config") or {}
-        return "int8" if "scalar" in config else "none"
+        return "int8" if "scalar" in (self._config().get("quantization_config") or {}) else "none"
 
     def on_disk(self) -> bool:
         """Whether the shard was created with its vectors and indexes memory-mapped and read on demand
         (`IndexParams.on_disk`); False before creation and for a shard made before the setting."""
-        if self._shard is None:
-            return False
-        return json.loads(self._config_path.read_text())["vectors"][VECTOR].get("memory") == "cold"
+        return self._config().get("vectors", {}).get(VECTOR, {}).get("memory") == "cold"
 
     def indexed_vectors(self) -> int:
         """Vectors in indexed segments, as Edge counts them: the sparse ones too, which are always indexed."""
