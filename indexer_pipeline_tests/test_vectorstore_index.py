@@ -13,7 +13,7 @@ import pytest
 import qdrant_edge as qe
 
 from indexer_pipeline.embeddings.simulator import EmbeddingSimulator
-from indexer_pipeline.vectorstore.base import IndexParams, StoredPoint
+from indexer_pipeline.vectorstore.base import LOOKUP_FIELDS, IndexParams, StoredPoint
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
 DIM = 64
@@ -114,11 +114,28 @@ def test_the_on_disk_layout_is_the_shards_own_and_search_stays_exact(tmp_path, o
         assert store.on_disk() == on_disk
         assert store.indexed_vectors() == POINTS
         assert loaded_at_open(folder) == {not on_disk}
+        # The payload indexes too: mapped, not loaded at open (most of a reopen's time at 100k points).
+        indexes = store._shard.info().payload_schema
+        assert {str(i.params.memory) for i in indexes.values()} == {"Memory.Cold" if on_disk else "None"}
         after = [[h.id for h in store.search(q, limit=10)] for q in queries]
         exact = [[h.id for h in store.exact_search(q, 10)] for q in queries]
     assert after == before
     assert sum(a[0] == e[0] for a, e in zip(after, exact, strict=True)) == len(queries)
     assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(after, exact, strict=True)]) >= 0.98
+
+
+def test_lookup_fields_get_no_hnsw_subgraphs(tmp_path):
+    """Issue 12, item 1: the per-value HNSW subgraphs, which keep filtered search's recall, are built
+    for the fields a search filters on and not for lookup-only ones (chunk_index, doc_id…), whose
+    subgraphs cost build time and serve no search."""
+    with EdgeStore(tmp_path / "edge", index=LOW_THRESHOLD) as store:
+        fill(store)
+        store.flush()
+        indexes = store._shard.info().payload_schema
+    assert {name for name, i in indexes.items() if not i.params.enable_hnsw} == LOOKUP_FIELDS
+    assert {"unit", "workspace", "role", "kind", "timestamp", "has_errors"} <= {
+        name for name, i in indexes.items() if i.params.enable_hnsw is not False
+    }
 
 
 def test_a_shard_created_before_the_index_settings_keeps_working(tmp_path):

@@ -25,6 +25,13 @@ KEYWORD_FIELDS = (
 )
 INTEGER_FIELDS = ("timestamp", "chunk_index", "message_index")
 BOOL_FIELDS = ("has_errors",)
+# Indexed for lookups (a document's or path's points, group-by, a task's family), never a search
+# filter: no HNSW subgraph is built per value of these. Subgraphs keep filtered search's recall (with
+# none at all, a 14 % filter finds 0.70 of its exact top 10 at 100k points, 0.96 with them) but cost
+# build time: at 100k x 384, 61 CPU s with every field's, 51 without these, 24 with none.
+LOOKUP_FIELDS = frozenset(
+    {"doc_id", "path", "parent_task_id", "root_task_id", "group", "chunk_index", "message_index"}
+)
 
 # What a search row is, in one field so that a search mixing tasks and documents is one grouped
 # query: the unit of a task, the doc_id of a tree's document (task keys start "task-", tree
