@@ -10,16 +10,19 @@ are measured. Vectors have real structure: the embedding simulator's text-derive
 bench_groups' topic corpus, generated in batches by scale_corpus (random unit vectors are HNSW's worst
 case and say nothing); queries are held-out chunks of the corpus's units. `--memory ram` makes shards
 whose vectors and indexes are loaded at open (Edge's defaults, QDRANT_EDGE_ON_DISK=false) instead of
-memory-mapped. Prints figures with the load average; asserts nothing.
+memory-mapped. `--keep DIR` keeps the shards (and their build figures) in DIR: a later run with the same
+sizes measures search again without rebuilding (a million points take ~20 minutes to index here).
+Prints figures with the load average; asserts nothing.
 
     .venv/bin/python benchmarks/bench_index.py [--points 20000] [--dim 384] [--queries 200] [--ef 64 128]
-        [--modes exact hnsw hnsw+int8] [--memory disk ram]
+        [--modes exact hnsw hnsw+int8] [--memory disk ram] [--m 16] [--ef-construct 100] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import multiprocessing
 import os
 import resource
@@ -69,9 +72,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
-def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
-    folder = tmp / mode
-    query_vectors = [q.tolist() for q in queries(args.queries, args.points, args.dim)]
+def build(folder: Path, params: IndexParams, args) -> dict:
+    """Write the points, build the index, rewrite 1 %, reopen: the build's figures."""
     store = EdgeStore(folder, index=params)
     store.ensure_collection(args.dim)
     with Clock() as write:
@@ -87,6 +89,23 @@ def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
     store.close()
     with Clock() as reopen:
         EdgeStore(folder, index=params).close()
+    return {
+        "write": write.wall, "write_cpu": write.cpu, "build": build.wall, "build_cpu": build.cpu,
+        "again": again.wall, "reopen": reopen.wall, "rss": peak_rss_mb(),
+    }  # fmt: skip
+
+
+def bench(mode: str, params: IndexParams, args, folder: Path) -> None:
+    query_vectors = [q.tolist() for q in queries(args.queries, args.points, args.dim)]
+    record = folder.with_name(folder.name + ".build.json")
+    if record.exists():  # --keep: built by an earlier run; search is measured again
+        built = json.loads(record.read_text())
+        with Clock() as reopen:
+            EdgeStore(folder, index=params).close()
+        built["reopen"] = reopen.wall
+    else:
+        built = build(folder, params, args)
+        record.write_text(json.dumps(built))
     truth = None
     for ef in args.ef if mode != "exact" else args.ef[:1]:
         store = EdgeStore(folder, index=dataclasses.replace(params, hnsw_ef=ef))
@@ -103,8 +122,8 @@ def bench(mode: str, params: IndexParams, args, tmp: Path) -> None:
         print(
             f"{mode:<10} {'disk' if params.on_disk else 'ram':<4} {args.points:>8} {args.dim:>5}"
             f" {ef if mode != 'exact' else '-':>4} {hnsw_segments(folder):>4}"
-            f" {write.wall:>6.0f} {write.cpu:>6.0f} {build.wall:>6.0f} {build.cpu:>6.0f} {again.wall:>6.1f}"
-            f" {disk_mb(folder):>7.0f} {reopen.wall:>6.2f} {peak_rss_mb():>7.0f}"
+            f" {built['write']:>6.0f} {built['write_cpu']:>6.0f} {built['build']:>6.0f} {built['build_cpu']:>6.0f}"
+            f" {built['again']:>6.1f} {disk_mb(folder):>7.0f} {built['reopen']:>6.2f} {built['rss']:>7.0f}"
             f" {percentile(times, 50):>6.1f} {percentile(times, 95):>6.1f} {sum(recall) / len(recall):>6.3f}"
             f" {sum(tied) / len(tied):>6.3f} {os.getloadavg()[0]:>4.1f}",
             flush=True,
@@ -120,8 +139,16 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[IndexParams().hnsw_ef], help="search ef values")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--memory", nargs="+", default=["disk"], choices=list(MEMORY))
+    parser.add_argument("--m", type=int, default=IndexParams().hnsw_m, help="HNSW links per node")
+    parser.add_argument("--ef-construct", type=int, default=IndexParams().hnsw_ef_construct)
     parser.add_argument(
         "--dir", type=Path, default=None, help="where the shards are written (a temporary folder)"
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="build the shards here and keep them: a later run measures search only",
     )
     args = parser.parse_args()
     print(
@@ -133,8 +160,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for memory in args.memory:
             for mode in args.modes:
-                params = dataclasses.replace(MODES[mode], on_disk=MEMORY[memory])
-                child = spawn.Process(target=bench, args=(mode, params, args, Path(tmp) / memory))
+                params = dataclasses.replace(
+                    MODES[mode], on_disk=MEMORY[memory], hnsw_m=args.m, hnsw_ef_construct=args.ef_construct
+                )
+                name = f"{args.points}x{args.dim}-m{args.m}-efc{args.ef_construct}-{mode}"
+                folder = (args.keep or Path(tmp)) / memory / name
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                child = spawn.Process(target=bench, args=(mode, params, args, folder))
                 child.start()
                 child.join()
 
