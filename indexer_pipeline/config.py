@@ -162,6 +162,12 @@ class Settings(BaseModel):
             "quantized candidates per hit wanted, rescored on the original vectors",
         )
     )
+    acorn_max_selectivity: Fraction = setting(
+        "QDRANT_ACORN_MAX_SELECTIVITY",
+        0.4,
+        "a filtered search whose filter matches at most this share of the points walks the graph with"
+        " ACORN: nearer exact, slower (0: never)",
+    )
     edge_on_disk: bool = setting(
         "QDRANT_EDGE_ON_DISK",
         True,

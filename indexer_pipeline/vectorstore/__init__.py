@@ -14,6 +14,7 @@ def index_params(settings: Settings) -> IndexParams:
         indexing_threshold_kb=settings.indexing_threshold_kb,
         quantization=settings.quantization,
         oversampling=settings.oversampling,
+        acorn_max_selectivity=settings.acorn_max_selectivity,
         on_disk=settings.edge_on_disk,
     )
 

@@ -151,6 +151,7 @@ class EdgeStore:
         self.collection = collection
         self.index = index
         self._search = _search_params(index)
+        self._filtered = _search_params(index, filtered=True)
         self._config_path = self.folder / "edge_config.json"
         self._lock = _FolderLock(self.folder, wait_s)
         self._shard: qe.EdgeShard | None = None
@@ -403,16 +404,19 @@ class EdgeStore:
     def _query(
         self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: qe.Filter | None
     ) -> list[SearchHit]:
-        request = _request(dense, sparse, limit, where, params=self._search)
+        request = _request(dense, sparse, limit, where, params=self._filtered if where else self._search)
         if self._shard is None or limit <= 0:
             return []
         return _hits(self._shard.query(request))
 
-    def exact_search(self, vector: list[float], limit: int = 10) -> list[SearchHit]:
-        """Every point scored on its original vector, no index: the reference recall is measured against."""
+    def exact_search(
+        self, vector: list[float], limit: int = 10, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        """Every point (matching `filters`) scored on its original vector, no index: the reference
+        recall is measured against."""
         if self._shard is None or limit <= 0:
             return []
-        request = _request(vector, None, limit, None, params=qe.SearchParams(exact=True))
+        request = _request(vector, None, limit, _filter(filters), params=qe.SearchParams(exact=True))
         return _hits(self._shard.query(request))
 
     def query_groups(
@@ -437,7 +441,7 @@ class EdgeStore:
             if not limit:
                 break
             request = _request(
-                dense, sparse, limit, _filter(filters, *collected.next_round()), prefetch, self._search
+                dense, sparse, limit, _filter(filters, *collected.next_round()), prefetch, self._filtered
             )
             hits = _hits(self._shard.query(request))
             collected.add(hits, exhausted=len(hits) < limit)
@@ -445,7 +449,7 @@ class EdgeStore:
         if fills:  # one planned batch, one query per group still short of hits
             batch = qe.QueryBatchRequest(
                 [
-                    _request(dense, sparse, missing, _filter(filters, *where), prefetch, self._search)
+                    _request(dense, sparse, missing, _filter(filters, *where), prefetch, self._filtered)
                     for _, missing, where in fills
                 ]
             )
@@ -505,12 +509,18 @@ def _request(
     )
 
 
-def _search_params(index: IndexParams) -> qe.SearchParams:
+def _search_params(index: IndexParams, filtered: bool = False) -> qe.SearchParams:
     """HNSW ef, and on a quantized shard: score int8 vectors for `oversampling` x the hits wanted,
-    then rescore those on the original vectors (Edge ignores the quantization part on a shard without)."""
+    then rescore those on the original vectors (Edge ignores the quantization part on a shard without).
+    A filtered search also gets ACORN for filters matching at most `acorn_max_selectivity` of the points
+    (Edge estimates the share from the payload indexes); an unfiltered one never does."""
+    acorn = filtered and index.acorn_max_selectivity > 0
     return qe.SearchParams(
         hnsw_ef=index.hnsw_ef,
         quantization=qe.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
+        acorn=qe.AcornSearchParams(enable=True, max_selectivity=index.acorn_max_selectivity)
+        if acorn
+        else None,
     )
 
 

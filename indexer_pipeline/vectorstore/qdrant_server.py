@@ -69,6 +69,19 @@ def _hits(points) -> list[SearchHit]:
     return [SearchHit(str(p.id), float(p.score), p.payload or {}) for p in points]
 
 
+def _search_params(index: IndexParams, filtered: bool = False) -> models.SearchParams:
+    """As on Edge (edge._search_params): HNSW ef, int8 candidates rescored, and ACORN for a filtered
+    search whose filter matches at most `acorn_max_selectivity` of the points."""
+    acorn = filtered and index.acorn_max_selectivity > 0
+    return models.SearchParams(
+        hnsw_ef=index.hnsw_ef,
+        quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
+        acorn=models.AcornSearchParams(enable=True, max_selectivity=index.acorn_max_selectivity)
+        if acorn
+        else None,
+    )
+
+
 def _unnamed_vector(info: models.CollectionInfo) -> tuple[int, str] | None:
     params = info.config.params.vectors
     if isinstance(params, dict):  # named vectors: this store writes the unnamed one only
@@ -95,14 +108,8 @@ class ServerStore:
         self.index = index
         # Local mode scans every point (and warns that search params have no effect): none sent there.
         self.exact_only = url == ":memory:"
-        self._search = (
-            None
-            if self.exact_only
-            else models.SearchParams(
-                hnsw_ef=index.hnsw_ef,
-                quantization=models.QuantizationSearchParams(rescore=True, oversampling=index.oversampling),
-            )
-        )
+        self._search = None if self.exact_only else _search_params(index)
+        self._filtered = None if self.exact_only else _search_params(index, filtered=True)
         self._exact = None if self.exact_only else models.SearchParams(exact=True)
         if url == ":memory:":
             self.client = QdrantClient(location=":memory:")
@@ -310,15 +317,17 @@ class ServerStore:
     def search(self, vector: list[float], limit: int = 10, filters: Filters | None = None) -> list[SearchHit]:
         return self.query(dense=vector, limit=limit, filters=filters)
 
-    def _request(self, dense: list[float] | None, sparse: SparseVector | None, limit: int) -> dict:
+    def _request(
+        self, dense: list[float] | None, sparse: SparseVector | None, limit: int, where: models.Filter | None
+    ) -> dict:
         """The query arguments shared by query_points and query_points_groups: one nearest query,
         or both as prefetches fused by the server with RRF (its default k, 2, as on Edge); the
-        query's filter reaches the prefetches too (Qdrant propagates it)."""
+        query's filter `where` reaches the prefetches too (Qdrant propagates it), and the dense
+        search's params are those of a filtered search when there is one."""
         nearest = []
         if dense is not None:
-            nearest.append(
-                models.Prefetch(query=list(dense), limit=prefetch_limit(limit), params=self._search)
-            )
+            params = self._filtered if where else self._search
+            nearest.append(models.Prefetch(query=list(dense), limit=prefetch_limit(limit), params=params))
         if sparse is not None:
             nearest.append(
                 models.Prefetch(query=_sparse(sparse), using=SPARSE_VECTOR, limit=prefetch_limit(limit))
@@ -337,20 +346,29 @@ class ServerStore:
         limit: int = 10,
         filters: Filters | None = None,
     ) -> list[SearchHit]:
-        request = self._request(dense, sparse, limit)
+        where = _filter(filters)
+        request = self._request(dense, sparse, limit, where)
         if not self._ready() or limit <= 0:
             return []
         response = self.client.query_points(
-            self.collection, limit=limit, query_filter=_filter(filters), with_payload=True, **request
+            self.collection, limit=limit, query_filter=where, with_payload=True, **request
         )
         return _hits(response.points)
 
-    def exact_search(self, vector: list[float], limit: int = 10) -> list[SearchHit]:
-        """Every point scored on its original vector, no index: the reference recall is measured against."""
+    def exact_search(
+        self, vector: list[float], limit: int = 10, filters: Filters | None = None
+    ) -> list[SearchHit]:
+        """Every point (matching `filters`) scored on its original vector, no index: the reference
+        recall is measured against."""
         if not self._ready() or limit <= 0:
             return []
         response = self.client.query_points(
-            self.collection, query=list(vector), limit=limit, search_params=self._exact, with_payload=False
+            self.collection,
+            query=list(vector),
+            limit=limit,
+            query_filter=_filter(filters),
+            search_params=self._exact,
+            with_payload=False,
         )
         return _hits(response.points)
 
@@ -378,7 +396,8 @@ class ServerStore:
         filters: Filters | None = None,
     ) -> list[HitGroup]:
         # The prefetches hand the fusion enough candidates for every group's hits.
-        request = self._request(dense, sparse, groups * group_size)
+        where = _filter(filters)
+        request = self._request(dense, sparse, groups * group_size, where)
         if not self._ready() or groups <= 0:
             return []
         response = self.client.query_points_groups(
@@ -386,7 +405,7 @@ class ServerStore:
             group_by=group_by,
             limit=groups,
             group_size=group_size,
-            query_filter=_filter(filters),
+            query_filter=where,
             with_payload=True,
             **request,
         )
