@@ -295,3 +295,13 @@ def test_status_with_a_missing_root_names_it_and_the_held_deletions(corpus_env, 
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert f"missing root     {root}" in out and "16 units are kept in the index" in out
+
+
+def test_a_cli_process_does_not_import_pandas_until_a_csv_is_read(tmp_path):
+    """Issue 12, item 3: a cold `search` pays every import of the CLI's modules; pandas (0.3 s, 34 MB)
+    serves only the CSV reader, so it is imported there, and a CSV is still read through it."""
+    probe = (
+        "import sys; from indexer_pipeline import cli, readers; assert 'pandas' not in sys.modules;"
+        " list(readers._csv('a,b\\n1,2\\n')); assert 'pandas' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)
