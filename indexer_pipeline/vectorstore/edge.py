@@ -152,6 +152,7 @@ class EdgeStore:
         """Takes the folder's lock (waiting up to `wait_s`, then StoreBusyError), loads the shard if any."""
         self.folder = Path(folder)
         self.collection = collection
+        self.location = f"edge:{self.folder.resolve()}"
         self.index = index
         self._search = _search_params(index)
         self._config_path = self.folder / "edge_config.json"
