@@ -107,7 +107,8 @@ class EmbedReport:
     units: int = 0
     documents: int = 0
     chunks: int = 0
-    already_indexed: int = 0  # of units written exactly so at an earlier run: not looked up at all
+    # Chunks of units written exactly so at an earlier run, not looked up at all (`Indexer.index` only).
+    already_indexed: int = 0
     cache_hits: int = 0
     already_stored: int = 0  # not in the cache, but the store holds their point with the same text
     embedded: int = 0
@@ -132,7 +133,6 @@ class EmbedReport:
             "documents": self.documents,
             "documents_embedded": self.documents_embedded,
             "chunks": self.chunks,
-            "already_indexed": self.already_indexed,
             "cache_hits": self.cache_hits,
             "already_stored": self.already_stored,
             "cache_misses": self.embedded + self.failed,
@@ -676,9 +676,8 @@ class Indexer:
         writes = 0
         # One query for every unit, not three per unit: an unchanged re-run asks nothing else per unit.
         written_before = self.catalog.written_units()
-        unread: dict[
-            str, tuple[str, int]
-        ] = {}  # unit not read again and written before -> (read key, chunks)
+        # A unit not read again and written before -> (read key, chunks): checked against the store once.
+        unread: dict[str, tuple[str, int]] = {}
 
         def add(key: str, n: int) -> None:
             nonlocal chunks
