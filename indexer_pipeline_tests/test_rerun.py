@@ -188,3 +188,12 @@ def test_a_change_of_the_writing_code_compares_every_unit_with_the_store(setting
     _, _, written, store = run(settings)
 
     assert len(store.scrolled) == UNITS and (written.upserted, written.unchanged) == (0, CHUNKS)
+
+
+def test_a_collection_made_anew_on_a_server_is_written_again(settings, simulator):
+    """qdrant-client's in-process server: each Indexer gets a new, empty collection of the same name."""
+    in_process = settings.model_copy(update={"qdrant_url": ":memory:"})
+    for _ in range(2):
+        with Indexer(in_process) as ix:
+            _, embedded, written = ix.index(discover_units(settings.corpus_dirs))
+        assert (written.upserted, written.unchanged, embedded.already_indexed) == (CHUNKS, 0, 0)
