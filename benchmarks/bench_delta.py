@@ -60,6 +60,7 @@ def run(
         "embedding_requests": embedded.stats.requests,
         "embedded": embedded.embedded,
         "cache_hits": embedded.cache_hits,
+        "already_indexed": embedded.already_indexed,  # chunks of units skipped whole: no lookup at all
         "upserted": written.upserted,
         "unchanged": written.unchanged,
         "deleted": written.deleted,

@@ -7,6 +7,8 @@ sensor and the CLI can read while a run writes. Beside that it keeps three small
 - `unit_reads`: which file state and reader version each unit was last read at, so an unchanged
   unit is not read again;
 - `pending_changes`: when a unit's change was first detected, for the freshness check.
+A unit's `indexed_key` names what its points were last written from and to (its read, the model, the
+collection, the writing code), so an unchanged re-run skips a unit already written exactly so.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS units (
     read_at REAL,
     indexed_at REAL,
     indexed_fingerprint TEXT,
-    documents_indexed INTEGER NOT NULL DEFAULT 0
+    documents_indexed INTEGER NOT NULL DEFAULT 0,
+    indexed_key TEXT
 );
 CREATE TABLE IF NOT EXISTS chunks (
     point_id TEXT PRIMARY KEY,
@@ -109,6 +112,13 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # A catalog made before `indexed_key`: its units are written once more, then skipped.
+        if "indexed_key" not in {row[1] for row in self._db.execute("PRAGMA table_info(units)")}:
+            try:
+                self._db.execute("ALTER TABLE units ADD COLUMN indexed_key TEXT")
+            except sqlite3.OperationalError as e:  # another process added it between the two lines
+                if "duplicate column" not in str(e):
+                    raise
 
     def close(self) -> None:
         self._db.close()
@@ -182,22 +192,42 @@ class Catalog:
         ).fetchall()
         return dict(rows)
 
-    def unit_with_chunks(self, key: str) -> tuple[UnitRecord | None, list[Chunk]]:
-        """The unit's record and chunks from one snapshot, so the record's fingerprint is the corpus state
-        those chunks were read at, even while another process re-reads the unit."""
+    def unit_with_chunks(self, key: str) -> tuple[UnitRecord | None, list[Chunk], str | None]:
+        """The unit's record, chunks and read key from one snapshot, so the record's fingerprint is the
+        corpus state those chunks were read at, even while another process re-reads the unit."""
         self._db.execute("BEGIN")  # deferred: a read snapshot in WAL mode, no write lock
         try:
-            return self.unit(key), self.chunks(key)
+            return self.unit(key), self.chunks(key), self.read_key(key)
         finally:
             self._db.execute("COMMIT")
 
-    def mark_indexed(self, unit: str, documents_indexed: int, fingerprint: str | None) -> None:
+    def mark_indexed(
+        self, unit: str, documents_indexed: int, fingerprint: str | None, indexed_key: str | None = None
+    ) -> None:
         """The unit's points match the chunks read at `fingerprint`: record exactly that state. (Copying
-        the current fingerprint would claim a re-read that landed after the write stage read its chunks.)"""
+        the current fingerprint would claim a re-read that landed after the write stage read its chunks.)
+        `indexed_key` names that read and where and how it was written (None: never skip its write)."""
         self._db.execute(
-            "UPDATE units SET indexed_at = ?, indexed_fingerprint = ?, documents_indexed = ? WHERE key = ?",
-            (time.time(), fingerprint, documents_indexed, unit),
+            "UPDATE units SET indexed_at = ?, indexed_fingerprint = ?, documents_indexed = ?, indexed_key = ?"
+            " WHERE key = ?",
+            (time.time(), fingerprint, documents_indexed, indexed_key, unit),
         )
+
+    def clear_indexed_keys(self, units: list[str]) -> None:
+        """Units whose last write left some documents out: their next write must not be skipped."""
+        if not units:
+            return
+        with transaction(self._db) as db:
+            db.executemany("UPDATE units SET indexed_key = NULL WHERE key = ?", [(u,) for u in units])
+
+    def written_units(self) -> dict[str, tuple[str, int, int, int]]:
+        """unit -> (indexed key, documents, rejected files, points recorded) of every unit with an indexed
+        key, in one query: what an unchanged re-run needs to skip a unit without asking per unit."""
+        rows = self._db.execute(
+            "SELECT u.key, u.indexed_key, u.documents, u.rejected, count(s.point_id) FROM units u"
+            " LEFT JOIN stored_points s ON s.unit = u.key WHERE u.indexed_key IS NOT NULL GROUP BY u.key"
+        )
+        return {key: (ik, documents, rejected, points) for key, ik, documents, rejected, points in rows}
 
     def rejections(self, unit: str | None = None) -> list[Rejection]:
         """Every rejection, or one unit's."""

@@ -107,7 +107,8 @@ def cmd_index(ix: Indexer, args) -> int:
         read, embedded, written = ix.index(units, progress=bar.update)
     print(
         f"{read.units} units, {read.documents} documents ({len(read.rejected)} rejected), {read.chunks} chunks; "
-        f"embedded {embedded.embedded} (cache hits {embedded.cache_hits}, failed {embedded.failed}); "
+        f"embedded {embedded.embedded} (cache hits {embedded.cache_hits}, failed {embedded.failed}, "
+        f"already indexed {embedded.already_indexed}); "
         f"points upserted {written.upserted}, unchanged {written.unchanged}, deleted {written.deleted}; "
         f"success rate {written.success_rate:.1%}; "
         f"{read.seconds + embedded.seconds + written.seconds:.1f} s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,11 +24,13 @@ from .chunking import chunk_document
 from .config import Settings
 from .corpus import discover_units, files_fingerprint, find_units, unit_files, unit_listing
 from .embeddings import Embedder, EmbeddingStats, make_embedder
+from .embeddings import cache as embedding_cache
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
 from .models import Chunk, Rejection, SourceUnit
 from .readers import read_unit
 from .sparse import bm25_document
+from .vectorstore import base as store_base
 from .vectorstore import open_store
 from .vectorstore.base import CONTENT_HASH, GROUP, SearchHit, StoredPoint, VectorStore, group_of
 
@@ -49,13 +52,27 @@ Progress = Callable[[int], None]  # called with the number of units just finishe
 READING_MODULES = (corpus, readers, redaction, chunking, tokenizers, models)
 
 
-@cache
-def reader_version() -> str:
-    """A hash of the reading code itself, so no one has to remember to bump a version number."""
+# The modules whose code decides what a point holds and its content hash (the payload, the text's cache
+# key), beside this one: a change to any of them makes the next run compare every unit with the store.
+WRITING_MODULES = (store_base, embedding_cache)
+
+
+def _code_hash(modules) -> str:
+    """A hash of the code itself, so no one has to remember to bump a version number."""
     h = hashlib.sha256()
-    for module in READING_MODULES:
+    for module in modules:
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()[:16]
+
+
+@cache
+def reader_version() -> str:
+    return _code_hash(READING_MODULES)
+
+
+@cache
+def writer_version() -> str:
+    return _code_hash((*WRITING_MODULES, sys.modules[__name__]))
 
 
 @dataclass
@@ -90,6 +107,8 @@ class EmbedReport:
     units: int = 0
     documents: int = 0
     chunks: int = 0
+    # Chunks of units written exactly so at an earlier run, not looked up at all (`Indexer.index` only).
+    already_indexed: int = 0
     cache_hits: int = 0
     already_stored: int = 0  # not in the cache, but the store holds their point with the same text
     embedded: int = 0
@@ -273,6 +292,16 @@ class Indexer:
         e = self.embedder
         return EmbeddingCache.key(e.provider, e.model, e.dimensions, text)
 
+    def indexed_key(self, read_key: str | None, store: VectorStore) -> str | None:
+        """Names a write of the chunks read at `read_key`: into this collection, by this model at this
+        size, with this writing code. A unit whose catalog holds the same key (and the store as many
+        points as recorded) needs no write. None when the read may not be skipped: neither may the write."""
+        if read_key is None:
+            return None
+        e = self.embedder
+        ids = (read_key, writer_version(), store.location, e.provider, e.model, str(e.dimensions))
+        return hashlib.sha256("\x1f".join(ids).encode()).hexdigest()
+
     # -- stage 1: raw documents ----------------------------------------------------------------
     def read_units(self, units: Iterable[SourceUnit], progress: Progress | None = None) -> ReadReport:
         """Read (redacted by the reader) and chunk each unit; record documents, chunks and rejections in the
@@ -287,8 +316,9 @@ class Indexer:
 
     def _read(
         self, units: Iterable[SourceUnit], report: ReadReport, progress: Progress | None
-    ) -> Iterator[tuple[str, int]]:
-        """Read each unit as `read_units` says; yields its key and number of chunks once the catalog holds them."""
+    ) -> Iterator[tuple[str, int, str | None]]:
+        """Read each unit as `read_units` says; yields its key, number of chunks and, when it was not read
+        again, its read key, once the catalog holds them."""
         max_tokens = min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
         overlap = min(self.settings.chunk_overlap, max_tokens // 4)
         e = self.embedder  # its tokenizer and input limit shape the chunks
@@ -307,7 +337,7 @@ class Indexer:
                 report.rejected.extend(self.catalog.rejections(unit.key))
                 if progress:
                     progress(1)
-                yield unit.key, record.chunks
+                yield unit.key, record.chunks, read_key
                 continue
             before = set(self.catalog.rejections(unit.key)) if record else set()
             content = read_unit(unit, unit_files(unit, listing))
@@ -325,7 +355,7 @@ class Indexer:
             report.tokens += sum(c.tokens for c in chunks)
             if progress:
                 progress(1)
-            yield unit.key, len(chunks)
+            yield unit.key, len(chunks), None
 
     # -- stage 2: embeddings -------------------------------------------------------------------
     def embed_units(
@@ -449,14 +479,13 @@ class Indexer:
         self, store: VectorStore, keys: Iterable[str], report: WriteReport, progress: Progress | None
     ) -> None:
         """Write units, recording them in batches of at most `batch_units` units / `batch_chunks` points."""
-        done: list[tuple[str, int, str | None]] = []
+        done: list[tuple[str, int | None, str | None, str | None]] = []
         stored: dict[str, dict[str, tuple[str, str]]] = {}
         points = 0
         for key in keys:
-            indexed, fingerprint, stored[key] = self._write_unit(store, key, report)
+            indexed, fingerprint, read_key, stored[key] = self._write_unit(store, key, report)
             points += len(stored[key])
-            if indexed is not None:
-                done.append((key, indexed, fingerprint))
+            done.append((key, indexed, fingerprint, self.indexed_key(read_key, store)))
             if progress:
                 progress(1)
             if len(stored) >= self.batch_units or points >= self.batch_chunks:
@@ -469,26 +498,29 @@ class Indexer:
         self,
         store: VectorStore,
         stored: dict[str, dict[str, tuple[str, str]]],
-        done: list[tuple[str, int, str | None]],
+        done: list[tuple[str, int | None, str | None, str | None]],
     ) -> None:
-        """Make a batch's points durable, then record them and its units in the catalog, then drop them."""
+        """Make a batch's points durable, then record them and its units in the catalog, then drop them.
+        `done` holds (unit, documents indexed or None when some could not be, fingerprint, indexed key)."""
         # Units count as indexed only once their points are durable: a crash before this line leaves
         # them pending, so the sensor or a retry writes them again (same ids, so no duplicates).
         store.persist()
         for key, points in stored.items():
             self.catalog.record_points(key, points)
-        for key, indexed, fingerprint in done:
-            self.catalog.mark_indexed(key, indexed, fingerprint)
+        for key, indexed, fingerprint, indexed_key in done:
+            if indexed is not None:
+                self.catalog.mark_indexed(key, indexed, fingerprint, indexed_key)
+        self.catalog.clear_indexed_keys([key for key, indexed, _, _ in done if indexed is None])
         stored.clear()
         done.clear()
 
     def _write_unit(
         self, store: VectorStore, key: str, report: WriteReport
-    ) -> tuple[int | None, str | None, dict[str, tuple[str, str]]]:
+    ) -> tuple[int | None, str | None, str | None, dict[str, tuple[str, str]]]:
         """Write one unit. Returns its documents indexed (None when some could not be), the fingerprint
-        of the files its chunks were read from, and point id -> (content hash, cache key) of the points
-        the store now holds for it."""
-        record, chunks = self.catalog.unit_with_chunks(key)
+        of the files its chunks were read from and the read key they were read at, and point id ->
+        (content hash, cache key) of the points the store now holds for it."""
+        record, chunks, read_key = self.catalog.unit_with_chunks(key)
         documents = record.documents if record else 0
         report.units += 1
         report.documents += documents
@@ -544,8 +576,8 @@ class Indexer:
         fingerprint = record.fingerprint if record else None
         if failed_docs:
             report.failed_units.append(key)
-            return None, fingerprint, held
-        return indexed, fingerprint, held
+            return None, fingerprint, read_key, held
+        return indexed, fingerprint, read_key, held
 
     def _vectors(
         self,
@@ -633,15 +665,29 @@ class Indexer:
     ) -> tuple[ReadReport, EmbedReport, WriteReport]:
         """Read → embed → write in batches of at most `batch_units` units / `batch_chunks` chunks: each
         batch is durable and recorded before the next is read, so memory does not grow with the corpus.
+        A unit not read again whose last write is the one it would get now (`indexed_key`) is neither
+        embedded nor written, once the store is seen to hold as many of its points as recorded.
         The reports add up over the batches; the vector index is built once, at the end."""
         read, written = ReadReport(), WriteReport()
         embedded = EmbedReport(provider=self.embedder.provider)
         store: VectorStore | None = None
         batch: list[str] = []
         chunks = 0
+        writes = 0
+        # One query for every unit, not three per unit: an unchanged re-run asks nothing else per unit.
+        written_before = self.catalog.written_units()
+        # A unit not read again and written before -> (read key, chunks): checked against the store once.
+        unread: dict[str, tuple[str, int]] = {}
+
+        def add(key: str, n: int) -> None:
+            nonlocal chunks
+            batch.append(key)
+            chunks += n
+            if len(batch) >= self.batch_units or chunks >= self.batch_chunks:
+                write()
 
         def write() -> None:
-            nonlocal store, chunks
+            nonlocal store, chunks, writes
             self.embed_units(batch, progress, embedded)
             start = time.perf_counter()
             if store is None:  # opened once the first batch is embedded: a reader waits only from here
@@ -650,13 +696,30 @@ class Indexer:
             written.seconds += time.perf_counter() - start
             batch.clear()
             chunks = 0
+            writes += 1
 
-        for key, n in _timed(self._read(units, read, progress), read):
-            batch.append(key)
-            chunks += n
-            if len(batch) >= self.batch_units or chunks >= self.batch_chunks:
-                write()
-        if batch or store is None:
+        for key, n, read_key in _timed(self._read(units, read, progress), read):
+            if read_key is not None and key in written_before:
+                unread[key] = (read_key, n)
+            else:
+                add(key, n)
+        if unread:
+            start = time.perf_counter()
+            if store is None:
+                store = self._store_to_write()
+            # One facet for the whole collection: a unit deleted by hand, or a collection wiped or made
+            # anew under the same name, holds fewer points than the catalog recorded.
+            held = store.units()
+            written.seconds += time.perf_counter() - start
+            for key, (read_key, n) in unread.items():
+                indexed_key, documents, rejected, points = written_before[key]
+                if indexed_key == self.indexed_key(read_key, store) and held.get(key, 0) == points == n:
+                    _already_indexed(embedded, written, key, documents, rejected, n)
+                    if progress:
+                        progress(2)  # its embed and write steps
+                else:
+                    add(key, n)
+        if batch or not writes:  # no write at all: the collection is still made (or its size checked)
             write()
         start = time.perf_counter()
         store.optimize()
@@ -678,7 +741,25 @@ def _estimated_cost(embedder: Embedder, tokens: int) -> float:
     return float(estimate(tokens)) if estimate else 0.0
 
 
-def _timed(items: Iterator[tuple[str, int]], report: ReadReport) -> Iterator[tuple[str, int]]:
+def _already_indexed(
+    embedded: EmbedReport, written: WriteReport, key: str, documents: int, rejected: int, chunks: int
+) -> None:
+    """Count a unit that needed no embedding and no write (every document of it was indexed)."""
+    embedded.units += 1
+    embedded.documents += documents
+    embedded.chunks += chunks
+    embedded.already_indexed += chunks
+    written.units += 1
+    written.documents += documents
+    written.documents_seen += documents
+    written.documents_indexed += documents
+    written.files_rejected += rejected
+    written.points_expected += chunks
+    written.unchanged += chunks
+    written.unit_counts[key] = (documents, documents)
+
+
+def _timed(items: Iterator[tuple], report: ReadReport) -> Iterator[tuple]:
     """`items`, adding to `report.seconds` only the time spent producing them (not the caller's)."""
     while True:
         start = time.perf_counter()

@@ -193,6 +193,7 @@ class HitGroup:
 
 class VectorStore(Protocol):
     collection: str
+    location: str  # backend, folder or server, and collection: a re-run skips only what was written here
     index: IndexParams
     exact_only: bool  # no index at all (qdrant-client's local mode): every search is exact
 

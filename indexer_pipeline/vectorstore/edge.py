@@ -149,6 +149,7 @@ class EdgeStore:
         """Takes the folder's lock (waiting up to `wait_s`, then StoreBusyError), loads the shard if any."""
         self.folder = Path(folder)
         self.collection = collection
+        self.location = f"edge:{self.folder.resolve()}"
         self.index = index
         self._search = _search_params(index)
         self._filtered = _search_params(index, filtered=True)

@@ -103,6 +103,7 @@ class ServerStore:
         """`url` ":memory:" gives qdrant-client's in-process mode; `shard_number` and
         `replication_factor` apply when this store creates the collection on a cluster."""
         self.collection = collection
+        self.location = f"server:{url}/{collection}"
         self.shard_number = shard_number
         self.replication_factor = replication_factor
         self.index = index
