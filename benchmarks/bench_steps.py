@@ -1,24 +1,24 @@
-"""Indexing a large write in steps on Qdrant Edge: optimize after every N new points instead of once at
-the end (issue 12, item 1: a big first build must not hold the store, so no search, for its whole length).
+"""A large write indexed in steps on Qdrant Edge (issue 12, item 1: a big first build must not hold the
+store, so every search, for its whole length).
 
-For each step size (0: one optimize at the end, as the writer did) a fresh shard is made through
-`EdgeStore` (the product's config; `--max-segment-kb` overrides the optimizers' max_segment_size), in a
-process of its own. Points are written in batches of 4096 (scale_corpus: the simulator's text-derived
-vectors), and once the points written since the last optimize reach the step, the store persists and
-optimizes; a last optimize ends the write. Printed per step size: the steps, the median and longest
-step (wall and CPU s), the steps that merged earlier indexed segments (an earlier segment rebuilt),
-the total CPU of the optimizes and of the whole run (write included), the segments at the end (all,
-and with an HNSW graph), then dense search p50/p95 (query embedding excluded) and recall@10 against
-exact search on the same shard, and the load average. Prints figures; asserts nothing.
+For each segment size (the shard's max_segment_size, `edge.SEGMENT_KB`; 0: Edge's default segments, so
+one build at the end, as the writer did before) a fresh shard is made through `EdgeStore`, in a process
+of its own, and points are written as the stream writes them: batches of BATCH_CHUNKS points (scale_corpus:
+the simulator's text-derived vectors), each upserted then persisted, where the store indexes a step once
+the points since the last one fill a segment, then a last optimize. Printed per segment size: the steps
+(optimize calls), the median and longest (wall and CPU s), the steps that merged earlier indexed segments
+(one gone: rebuilt into another), the median reopen between two steps, the total CPU of the optimizes and
+of the whole run (writes included), the segments at the end (all, and with an HNSW graph), then dense
+search p50/p95 (query embedding excluded) and recall@10 against exact search on the same shard, and the
+load average. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_steps.py [--points 100000] [--dim 384] [--steps 0 10000 25000]
-        [--max-segment-kb 0] [--queries 200] [--verbose]
+    .venv/bin/python benchmarks/bench_steps.py [--points 100000] [--dim 384] [--segment-kb 0 40000]
+        [--queries 200] [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import multiprocessing
 import os
 import statistics
@@ -26,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import qdrant_edge as qe
 from bench_index import Clock
 from scale_corpus import batches, queries
 
 from indexer_pipeline.metrics import percentile
-from indexer_pipeline.vectorstore.base import IndexParams
+from indexer_pipeline.pipeline import BATCH_CHUNKS
+from indexer_pipeline.vectorstore import edge
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
 K = 10
@@ -47,21 +47,16 @@ def segments(folder: Path) -> tuple[set[str], set[str]]:
     return every, hnsw
 
 
-def run(step: int, args, folder: Path) -> None:
-    if args.max_segment_kb:  # the product's config, but for this one field
-        qe.EdgeOptimizersConfig = functools.partial(
-            qe.EdgeOptimizersConfig, max_segment_size=args.max_segment_kb
-        )
-    store = EdgeStore(folder, index=IndexParams())
-    store.ensure_collection(args.dim)
-    steps, merges, since = [], 0, 0
+def run(segment_kb: int, args, folder: Path) -> None:
+    edge.SEGMENT_KB = segment_kb or None  # read at creation; None: Edge's default
+    steps, reopens, merges = [], [], 0
+    optimize, let_readers_in = EdgeStore.optimize, EdgeStore._let_readers_in
 
-    def optimize() -> None:
+    def timed_optimize(store: EdgeStore) -> None:
         nonlocal merges
         _, before = segments(folder)
         with Clock() as clock:
-            store.persist()
-            store.optimize()
+            optimize(store)
         _, after = segments(folder)
         merges += bool(before - after)  # an indexed segment gone: merged into another, rebuilt
         steps.append(clock)
@@ -70,14 +65,19 @@ def run(step: int, args, folder: Path) -> None:
                 f"  step {len(steps)}: {clock.wall:.1f} s ({clock.cpu:.1f} CPU s), hnsw segments {len(after)}"
             )
 
+    def timed_reopen(store: EdgeStore) -> None:
+        with Clock() as clock:
+            let_readers_in(store)
+        reopens.append(clock.wall - edge.STEP_PAUSE_S)
+
+    EdgeStore.optimize, EdgeStore._let_readers_in = timed_optimize, timed_reopen
+    store = EdgeStore(folder)
+    store.ensure_collection(args.dim)
     with Clock() as total:
-        for chunk in batches(args.points, args.dim):
+        for chunk in batches(args.points, args.dim, BATCH_CHUNKS):
             store.upsert(chunk)
-            since += len(chunk)
-            if step and since >= step:
-                optimize()
-                since = 0
-        optimize()  # the last: what is left (all of it when step is 0)
+            store.persist()  # indexes a step once the points since the last fill a segment
+        store.optimize()  # the writer's last
     every, hnsw = segments(folder)
     query_vectors = [q.tolist() for q in queries(args.queries, args.points, args.dim)]
     times, recall = [], []
@@ -90,9 +90,9 @@ def run(step: int, args, folder: Path) -> None:
     store.close()
     walls, cpus = [c.wall for c in steps], [c.cpu for c in steps]
     print(
-        f"{args.points:>7} {args.dim:>4} {step:>6} {args.max_segment_kb:>7} {len(steps):>5}"
+        f"{args.points:>7} {args.dim:>4} {segment_kb:>7} {len(steps):>5}"
         f" {statistics.median(walls):>6.1f} {statistics.median(cpus):>6.1f} {max(walls):>6.1f} {max(cpus):>6.1f}"
-        f" {merges:>6} {sum(cpus):>7.1f} {total.cpu:>7.1f} {total.wall:>7.1f} {len(every):>4} {len(hnsw):>4}"
+        f" {merges:>6} {statistics.median(reopens or [0]):>6.2f} {sum(cpus):>7.1f} {total.cpu:>7.1f} {total.wall:>7.1f} {len(every):>4} {len(hnsw):>4}"
         f" {percentile(times, 50):>6.2f} {percentile(times, 95):>6.2f} {sum(recall) / len(recall):>6.3f}"
         f" {os.getloadavg()[0]:>4.1f}",
         flush=True,
@@ -104,10 +104,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument(
-        "--steps", type=int, nargs="+", default=[0, 10_000, 25_000], help="points per step; 0: once"
-    )
-    parser.add_argument(
-        "--max-segment-kb", type=int, default=0, help="optimizers' max_segment_size; 0: Edge's"
+        "--segment-kb",
+        type=int,
+        nargs="+",
+        default=[0, edge.SEGMENT_KB],
+        help="KB of dense vectors per segment, so per step; 0: Edge's default segments, one build at the end",
     )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--verbose", action="store_true", help="print every step")
@@ -116,14 +117,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"{'points':>7} {'dim':>4} {'step':>6} {'maxseg':>7} {'steps':>5} {'p50 s':>6} {'cpu':>6} {'max s':>6}"
-        f" {'cpu':>6} {'merges':>6} {'opt cpu':>7} {'all cpu':>7} {'wall':>7} {'segs':>4} {'hnsw':>4}"
+        f"{'points':>7} {'dim':>4} {'seg KB':>7} {'steps':>5} {'p50 s':>6} {'cpu':>6} {'max s':>6}"
+        f" {'cpu':>6} {'merges':>6} {'reopen':>6} {'opt cpu':>7} {'all cpu':>7} {'wall':>7} {'segs':>4} {'hnsw':>4}"
         f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'load':>4}"
     )
     spawn = multiprocessing.get_context("spawn")  # a fresh process per run: its CPU seconds are its own
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for step in args.steps:
-            child = spawn.Process(target=run, args=(step, args, Path(tmp) / f"step-{step}"))
+        for segment_kb in args.segment_kb:
+            child = spawn.Process(target=run, args=(segment_kb, args, Path(tmp) / f"segment-{segment_kb}"))
             child.start()
             child.join()
 
