@@ -78,10 +78,10 @@ INDEXED_FIELDS = KEYWORD_FIELDS + INTEGER_FIELDS + BOOL_FIELDS
 # the graph: Qdrant's default, and a unit's few hundred points are always below it.
 FULL_SCAN_KB = 10_000
 # The largest segment (KB of dense vectors: ~26k points at 384-d, ~6.5k at 1536-d), and so a step of a
-# large write. At 100k x 384-d, steps of ~28k points: 6-7 CPU s each, 22 CPU s in all against 63 for one
-# build at the end (small graphs cost less to build), search p50 2.5 against 1.3 ms, recall@10 1.000;
-# with Edge's default (400 MB) every step merged and re-indexed the earlier ones, up to 42 s a step
-# (benchmarks/bench_steps.py).
+# large write. At 300k x 384-d: 9 steps of 7-8.5 CPU s (8-13 s wall at load 4), 68 CPU s in all against
+# 223 for one build at the end (small graphs cost less to build); search p50 5.8 / p95 11 ms against
+# 4.4 / 35, recall@10 1.000 against 0.975. With Edge's default (400 MB) every step merged and re-indexed
+# the earlier ones: up to 42 s a step at 100k, +62 % CPU (benchmarks/bench_steps.py).
 SEGMENT_KB = 40_000
 LOCK_POLL_S = 0.1  # how often a process waiting for the folder's lock tries it
 # How long a writer lets go of the folder between two steps: waiters poll every LOCK_POLL_S, so one gets in.
