@@ -1,8 +1,8 @@
 """A large write indexed in steps on Qdrant Edge (issue 12, item 1: a big first build must not hold the
 store, so every search, for its whole length).
 
-For each segment size (the shard's max_segment_size, `edge.SEGMENT_KB`; 0: Edge's default segments, so
-one build at the end, as the writer did before) a fresh shard is made through `EdgeStore`, in a process
+For each segment size (points, `edge.SEGMENT_POINTS`, which makes the shard's max_segment_size; 0: Edge's
+default segments, so one build at the end, as the writer did before) a fresh shard is made through `EdgeStore`, in a process
 of its own, and points are written as the stream writes them: batches of BATCH_CHUNKS points (scale_corpus:
 the simulator's text-derived vectors), each upserted then persisted, where the store indexes a step once
 the points since the last one fill a segment, then a last optimize. Printed per segment size: the steps
@@ -12,7 +12,7 @@ of the whole run (writes included), the segments at the end (all, and with an HN
 search p50/p95 (query embedding excluded) and recall@10 against exact search on the same shard, and the
 load average. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_steps.py [--points 100000] [--dim 384] [--segment-kb 0 40000]
+    .venv/bin/python benchmarks/bench_steps.py [--points 100000] [--dim 384] [--segment 0 32768]
         [--queries 200] [--verbose]
 """
 
@@ -47,8 +47,8 @@ def segments(folder: Path) -> tuple[set[str], set[str]]:
     return every, hnsw
 
 
-def run(segment_kb: int, args, folder: Path) -> None:
-    edge.SEGMENT_KB = segment_kb or None  # read at creation; None: Edge's default
+def run(segment: int, args, folder: Path) -> None:
+    edge.SEGMENT_POINTS = segment  # read at creation
     steps, reopens, merges = [], [], 0
     optimize, let_readers_in = EdgeStore.optimize, EdgeStore._let_readers_in
 
@@ -90,7 +90,7 @@ def run(segment_kb: int, args, folder: Path) -> None:
     store.close()
     walls, cpus = [c.wall for c in steps], [c.cpu for c in steps]
     print(
-        f"{args.points:>7} {args.dim:>4} {segment_kb:>7} {len(steps):>5}"
+        f"{args.points:>7} {args.dim:>4} {segment:>7} {len(steps):>5}"
         f" {statistics.median(walls):>6.1f} {statistics.median(cpus):>6.1f} {max(walls):>6.1f} {max(cpus):>6.1f}"
         f" {merges:>6} {statistics.median(reopens or [0]):>6.2f} {sum(cpus):>7.1f} {total.cpu:>7.1f} {total.wall:>7.1f} {len(every):>4} {len(hnsw):>4}"
         f" {percentile(times, 50):>6.2f} {percentile(times, 95):>6.2f} {sum(recall) / len(recall):>6.3f}"
@@ -104,11 +104,11 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument(
-        "--segment-kb",
+        "--segment",
         type=int,
         nargs="+",
-        default=[0, edge.SEGMENT_KB],
-        help="KB of dense vectors per segment, so per step; 0: Edge's default segments, one build at the end",
+        default=[0, edge.SEGMENT_POINTS],
+        help="points per segment, so per step; 0: Edge's default segments, one build at the end",
     )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--verbose", action="store_true", help="print every step")
@@ -117,14 +117,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"{'points':>7} {'dim':>4} {'seg KB':>7} {'steps':>5} {'p50 s':>6} {'cpu':>6} {'max s':>6}"
+        f"{'points':>7} {'dim':>4} {'segment':>7} {'steps':>5} {'p50 s':>6} {'cpu':>6} {'max s':>6}"
         f" {'cpu':>6} {'merges':>6} {'reopen':>6} {'opt cpu':>7} {'all cpu':>7} {'wall':>7} {'segs':>4} {'hnsw':>4}"
         f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'load':>4}"
     )
     spawn = multiprocessing.get_context("spawn")  # a fresh process per run: its CPU seconds are its own
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for segment_kb in args.segment_kb:
-            child = spawn.Process(target=run, args=(segment_kb, args, Path(tmp) / f"segment-{segment_kb}"))
+        for segment in args.segment:
+            child = spawn.Process(target=run, args=(segment, args, Path(tmp) / f"segment-{segment}"))
             child.start()
             child.join()
 

@@ -1,5 +1,5 @@
 """A large write is indexed in steps on Qdrant Edge (issue 12, item 1): once the points persisted since the
-last optimize fill a segment (`edge.SEGMENT_KB`, made tiny here), the store indexes them in a segment of
+last optimize fill a segment (`edge.SEGMENT_POINTS`, made tiny here), the store indexes them in a segment of
 their own and lets go of its folder, so a search waiting for the store gets in between two steps rather
 than after the whole build. Real Qdrant Edge store, the embeddings simulator, both write paths (the CLI's
 stream and Dagster's `write_units`)."""
@@ -16,13 +16,12 @@ from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore import edge, index_params
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-from .conftest import TEST_DIMENSIONS, simulator_settings
+from .conftest import simulator_settings
 
 UNITS = 30
 DOCS = 3  # one chunk each
 BATCH_UNITS = 2  # a batch of at most 6 points
-SEGMENT_KB = 5  # 20 points of 64-d: a step every 4 batches
-STEP_POINTS = SEGMENT_KB * 1024 // (4 * TEST_DIMENSIONS)
+STEP_POINTS = 20  # a step every 4 batches
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def settings(tmp_path, simulator) -> Settings:
 
 @pytest.fixture(autouse=True)
 def tiny_segments(monkeypatch):
-    monkeypatch.setattr(edge, "SEGMENT_KB", SEGMENT_KB, raising=False)
+    monkeypatch.setattr(edge, "SEGMENT_POINTS", STEP_POINTS, raising=False)
 
 
 def hnsw_segments(folder: Path) -> int:

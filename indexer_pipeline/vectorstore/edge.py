@@ -18,8 +18,8 @@ Edge's defaults: no quantization). Edge has no background optimizer: `flush` cal
 indexes only the segments past the indexing threshold, so small writes stay cheap and a large one is
 indexed in the run that wrote it; the nightly clean-up calls it too.
 
-A large write is indexed in steps: a shard is made with segments of at most SEGMENT_KB of dense vectors,
-and once the points persisted since the last optimize fill one, `persist` optimizes (indexing only those
+A large write is indexed in steps: a shard is made with segments of at most SEGMENT_POINTS points, and
+once the points persisted since the last optimize fill one, `persist` optimizes (indexing only those
 points, in a segment of their own) and then lets go of the folder for a moment, so a search waiting for
 the store gets in between two steps instead of after the whole build. A shard made before keeps Edge's
 default segments (which a later optimize merges and re-indexes) and is indexed once, at the end.
@@ -77,12 +77,13 @@ INDEXED_FIELDS = KEYWORD_FIELDS + INTEGER_FIELDS + BOOL_FIELDS
 # A filtered search whose matching vectors weigh less than this (KB) scans them instead of walking
 # the graph: Qdrant's default, and a unit's few hundred points are always below it.
 FULL_SCAN_KB = 10_000
-# The largest segment (KB of dense vectors: ~26k points at 384-d, ~6.5k at 1536-d), and so a step of a
-# large write. At 300k x 384-d: 9 steps of 7-8.5 CPU s (8-13 s wall at load 4), 68 CPU s in all against
-# 223 for one build at the end (small graphs cost less to build); search p50 5.8 / p95 11 ms against
-# 4.4 / 35, recall@10 1.000 against 0.975. With Edge's default (400 MB) every step merged and re-indexed
-# the earlier ones: up to 42 s a step at 100k, +62 % CPU (benchmarks/bench_steps.py).
-SEGMENT_KB = 40_000
+# The largest segment, and so a step of a large write (in points: a point costs the build about as much
+# at 1536-d as at 384-d). At 300k x 384-d: 9 steps of 7-8.5 CPU s (8-13 s wall at load 4), 68 CPU s in
+# all against 223 for one build at the end (small graphs cost less to build); search p50 5.8 / p95 11 ms
+# against 4.4 / 35, recall@10 1.000 against 0.975. With Edge's default (400 MB) every step merged and
+# re-indexed the earlier ones: up to 42 s a step at 100k, +62 % CPU (benchmarks/bench_steps.py).
+# 0: Edge's default segments, one build at the end.
+SEGMENT_POINTS = 32_768
 LOCK_POLL_S = 0.1  # how often a process waiting for the folder's lock tries it
 # How long a writer lets go of the folder between two steps: waiters poll every LOCK_POLL_S, so one gets in.
 STEP_PAUSE_S = 3 * LOCK_POLL_S
@@ -210,7 +211,8 @@ class EdgeStore:
                 if self.index.quantization == "int8"
                 else None,
                 optimizers=qe.EdgeOptimizersConfig(
-                    indexing_threshold=self.index.indexing_threshold_kb, max_segment_size=SEGMENT_KB
+                    indexing_threshold=self.index.indexing_threshold_kb,
+                    max_segment_size=SEGMENT_POINTS * dimension * 4 // 1024 or None,  # KB of dense vectors
                 ),
                 id_tracker_memory=memory,
             )
