@@ -77,13 +77,15 @@ INDEXED_FIELDS = KEYWORD_FIELDS + INTEGER_FIELDS + BOOL_FIELDS
 # A filtered search whose matching vectors weigh less than this (KB) scans them instead of walking
 # the graph: Qdrant's default, and a unit's few hundred points are always below it.
 FULL_SCAN_KB = 10_000
-# The largest segment, and so a step of a large write (in points: a point costs the build about as much
-# at 1536-d as at 384-d). At 300k x 384-d: 9 steps of 7-8.5 CPU s (8-13 s wall at load 4), 68 CPU s in
-# all against 223 for one build at the end (small graphs cost less to build); search p50 5.8 / p95 11 ms
-# against 4.4 / 35, recall@10 1.000 against 0.975. With Edge's default (400 MB) every step merged and
-# re-indexed the earlier ones: up to 42 s a step at 100k, +62 % CPU (benchmarks/bench_steps.py).
-# 0: Edge's default segments, one build at the end.
-SEGMENT_POINTS = 32_768
+# The largest segment, and so a step of a large write: short enough that a CLI search waiting its
+# INDEXER_STORE_WAIT_S (10 s) gets in. Measured (benchmarks/bench_steps.py), against one build at the end:
+#   300k x 384-d: steps of 2.4 s (3.3 CPU s), 58 CPU s in all against 223; search p50 4.9 / p95 6.0 ms
+#     against 4.4 / 35, recall@10 1.000 against 0.975 (32,768: steps of 9-13 s at load 4, p50 5.8 ms).
+#   100k x 1536-d: steps of 5.5 s (8.5 CPU s), 54 CPU s against 97; p50 5.3 / p95 7.2 ms against
+#     2.8 / 83, recall@10 1.000 (32,768: steps of 15-23 s, p50 3.6 ms; 8,192: 2.2 CPU s, p50 11 ms).
+# With Edge's default segments (400 MB) every step merged and re-indexed the earlier ones: up to 42 s a
+# step at 100k x 384-d, +62 % CPU. 0: Edge's default segments, one build at the end.
+SEGMENT_POINTS = 16_384
 LOCK_POLL_S = 0.1  # how often a process waiting for the folder's lock tries it
 # How long a writer lets go of the folder between two steps: waiters poll every LOCK_POLL_S, so one gets in.
 STEP_PAUSE_S = 3 * LOCK_POLL_S
