@@ -464,8 +464,9 @@ class Indexer:
         start = time.perf_counter()
         store = self._store_to_write()
         self._write(store, keys, report, progress)
-        # Once, not per batch: per-batch builds merge and re-index segments again and again (100,000 docs,
+        # Not per batch: per-batch builds merge and re-index segments again and again (100,000 docs,
         # 1536-d: 216 CPU s against 127, same peak RSS; benchmarks/bench_memory.py --optimize-every-batch).
+        # The embedded store indexes a large write in steps at its persists (edge.py); this is the last.
         store.optimize()
         report.seconds = time.perf_counter() - start
         return report

@@ -211,8 +211,9 @@ class VectorStore(Protocol):
         index the vectors written since the last flush once they pass the indexing threshold."""
 
     def persist(self) -> None:
-        """Make the writes so far durable and visible to the next process that opens the store, and
-        nothing more: a stream persists each batch and optimizes once at the end."""
+        """Make the writes so far durable and visible to the next process that opens the store: a stream
+        persists each batch and optimizes at the end. The embedded store also indexes a large write here,
+        in steps that let a waiting reader in between them (edge.py)."""
 
     def optimize(self) -> None:
         """Build the index of every segment past the threshold, merge small segments, drop deleted
