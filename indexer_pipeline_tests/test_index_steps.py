@@ -54,6 +54,11 @@ class StepStore(EdgeStore):
     def __init__(self, settings: Settings):
         super().__init__(settings.edge_path, settings.collection, index=index_params(settings))
         self.steps: list[tuple[int, int]] = []
+        self.reopens = 0
+
+    def _let_readers_in(self) -> None:
+        self.reopens += 1
+        super()._let_readers_in()
 
     def optimize(self) -> None:
         super().optimize()
@@ -85,6 +90,8 @@ def test_a_large_write_is_indexed_in_bounded_steps_and_searches_as_exact(setting
         # Each step indexed one segment's worth of points, less than a batch more; the last one the rest.
         assert all(STEP_POINTS <= g < STEP_POINTS + BATCH_UNITS * DOCS for g in steps), grown
         assert last < STEP_POINTS + BATCH_UNITS * DOCS
+        # Nobody waited for the store: it was never let go (a reopen costs about a second).
+        assert store.reopens == 0
         # Each step built a graph of its own points and rebuilt none before: one more HNSW segment each.
         assert [s for _, s in store.steps[: len(steps)]] == list(range(1, len(steps) + 1)), store.steps
 

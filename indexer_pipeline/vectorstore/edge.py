@@ -99,6 +99,7 @@ class _FolderLock:
         path = folder.with_name(folder.name + ".lock")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._holder = path.with_name(path.name + ".holder")
+        self._waiting = path.with_name(path.name + ".waiting")
         self._file = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         deadline = time.monotonic() + wait_s
         while True:
@@ -106,6 +107,7 @@ class _FolderLock:
                 portalocker.lock(self._file, portalocker.LOCK_EX | portalocker.LOCK_NB)
                 break
             except portalocker.LockException:
+                self._waiting.touch()  # tells the holder someone waits (see someone_waits)
                 if time.monotonic() >= deadline:
                     self._file.close()
                     raise StoreBusyError(
@@ -121,6 +123,13 @@ class _FolderLock:
             return self._holder.read_text(encoding="utf-8").strip() or "unknown (starting)"
         except OSError:
             return "unknown (starting)"
+
+    def someone_waits(self) -> bool:
+        """Whether another open polled the lock within the last few polls."""
+        try:
+            return time.time() - self._waiting.stat().st_mtime < 5 * LOCK_POLL_S
+        except OSError:
+            return False
 
     def release(self) -> None:
         if not self._file.closed:
@@ -358,7 +367,8 @@ class EdgeStore:
             step_kb = (self._config().get("optimizers") or {}).get("max_segment_size")
             if step_kb and self._unindexed_kb >= step_kb:
                 self.optimize()
-                self._let_readers_in()
+                if self._lock.someone_waits():  # a reopen costs ~1 s: only for a waiting reader
+                    self._let_readers_in()
 
     def optimize(self) -> None:
         if self._shard is not None:
