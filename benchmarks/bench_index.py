@@ -2,7 +2,9 @@
 a million points (issue 12, item 1).
 
 Each mode runs in a process of its own (its peak RSS is its own): points are written through
-`EdgeStore` in large batches, then `flush()` builds the index (its wall and CPU seconds printed, and
+`EdgeStore` as the product's stream writes them, a batch upserted then persisted, where the store
+indexes a step once the points since the last one fill a segment (`edge.SEGMENT_POINTS`; `write`
+includes those steps), then `flush()` builds the last one's index (`build`: its wall and CPU seconds, and
 those of a later flush after rewriting 1 % of the points), then the store's disk size, its reopen time
 and dense search p50/p95 (query embedding excluded) of queries right after the store opens and, after
 `--warmup` other queries, of as many more (`warm`: a long-lived MCP server or UI; the pages a search
@@ -37,6 +39,7 @@ from scale_corpus import batches, queries
 
 from indexer_pipeline.index_quality import EXACT_CANDIDATES, recall_at_k
 from indexer_pipeline.metrics import percentile
+from indexer_pipeline.pipeline import BATCH_CHUNKS
 from indexer_pipeline.vectorstore.base import IndexParams
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
@@ -79,11 +82,12 @@ def build(folder: Path, params: IndexParams, args) -> dict:
     """Write the points, build the index, rewrite 1 %, reopen: the build's figures."""
     store = EdgeStore(folder, index=params)
     store.ensure_collection(args.dim)
-    with Clock() as write:
+    with Clock() as write:  # as the product's stream writes: a persist per batch, which indexes in steps
         for chunk in batches(args.points, args.dim, args.batch):
             store.upsert(chunk)
+            store.persist()
     with Clock() as build:
-        store.flush()  # flush optimizes: the index is built here
+        store.flush()  # flush optimizes: the last step's index is built here
     # A later run rewriting 1 % of the points: its flush indexes what it wrote, not the whole shard again.
     for chunk in batches(args.points // 100, args.dim, args.batch):
         store.upsert(chunk)
@@ -162,7 +166,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="384 (local model) or 1536 (OpenAI)")
     parser.add_argument("--queries", type=int, default=200, help="timed after opening, and again warm")
     parser.add_argument("--warmup", type=int, default=1000, help="queries between the two timed sets")
-    parser.add_argument("--batch", type=int, default=4096, help="points per upsert")
+    parser.add_argument("--batch", type=int, default=BATCH_CHUNKS, help="points per upsert and persist")
     parser.add_argument("--ef", type=int, nargs="+", default=[IndexParams().hnsw_ef], help="search ef values")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--memory", nargs="+", default=["disk"], choices=list(MEMORY))
