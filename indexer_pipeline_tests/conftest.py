@@ -32,6 +32,15 @@ def simulator_settings(simulator: EmbeddingSimulator, data_dir, **fields) -> Set
     )
 
 
+def note_folders(corpus, docs: list[int]) -> None:
+    """A tree corpus: folder u (one unit) holds docs[u] one-chunk text documents, each its own text."""
+    for u, n in enumerate(docs):
+        folder = corpus / f"folder-{u:03d}"
+        folder.mkdir(parents=True)
+        for d in range(n):
+            (folder / f"doc-{d}.txt").write_text(f"Folder {u}, note {d}: shard {u}.{d} retried at {d}h.\n")
+
+
 @pytest.fixture
 def simulator():
     with EmbeddingSimulator(dimensions=TEST_DIMENSIONS) as sim:

@@ -16,7 +16,7 @@ from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore import edge, index_params
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-from .conftest import simulator_settings
+from .conftest import note_folders, simulator_settings
 
 UNITS = 30
 DOCS = 3  # one chunk each
@@ -27,13 +27,7 @@ STEP_POINTS = 20  # a step every 4 batches
 @pytest.fixture
 def settings(tmp_path, simulator) -> Settings:
     corpus = tmp_path / "corpus"
-    for u in range(UNITS):
-        folder = corpus / f"folder-{u:03d}"
-        folder.mkdir(parents=True)
-        for d in range(DOCS):
-            (folder / f"doc-{d}.txt").write_text(
-                f"Folder {u}, note {d}: shard {u * DOCS + d} retried at {d}h.\n"
-            )
+    note_folders(corpus, [DOCS] * UNITS)
     # Every step's segment passes the indexing threshold: it gets its graph in its step.
     return simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus], indexing_threshold_kb=1)
 

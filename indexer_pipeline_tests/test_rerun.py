@@ -19,7 +19,7 @@ from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore.base import CollectionMismatchError
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-from .conftest import TEST_DIMENSIONS, simulator_settings
+from .conftest import TEST_DIMENSIONS, note_folders, simulator_settings
 
 UNITS = 6
 DOCS = 3  # one chunk each
@@ -29,13 +29,7 @@ CHUNKS = UNITS * DOCS
 @pytest.fixture
 def settings(tmp_path, simulator) -> Settings:
     corpus = tmp_path / "corpus"
-    for u in range(UNITS):
-        folder = corpus / f"folder-{u}"
-        folder.mkdir(parents=True)
-        for d in range(DOCS):
-            (folder / f"doc-{d}.txt").write_text(
-                f"Folder {u}, document {d}: the scheduler retries a shard.\n"
-            )
+    note_folders(corpus, [DOCS] * UNITS)
     return simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus])
 
 
@@ -168,7 +162,7 @@ def test_another_model_of_the_same_size_writes_every_point_again(settings, simul
 
 def test_a_unit_read_but_not_written_by_a_stopped_run_is_written_next(settings, simulator):
     run(settings)
-    changed = settings.corpus_dirs[0] / "folder-4" / "doc-1.txt"
+    changed = settings.corpus_dirs[0] / "folder-004" / "doc-1.txt"
     changed.write_text("A new text: the shard moved to another node.\n")
     with pytest.raises(RuntimeError, match="not written"):
         run(settings, fail_upserts=True)

@@ -12,7 +12,7 @@ from indexer_pipeline.integrity import verify_units
 from indexer_pipeline.pipeline import Indexer
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-from .conftest import TEST_DIMENSIONS, simulator_settings
+from .conftest import TEST_DIMENSIONS, note_folders, simulator_settings
 
 UNITS = 23
 BATCH_UNITS = 4
@@ -26,13 +26,7 @@ def docs_in(unit: int) -> int:
 @pytest.fixture
 def settings(tmp_path, simulator) -> Settings:
     corpus = tmp_path / "corpus"
-    for u in range(UNITS):
-        folder = corpus / f"folder-{u:03d}"
-        folder.mkdir(parents=True)
-        for d in range(docs_in(u)):
-            (folder / f"doc-{d}.txt").write_text(
-                f"Folder {u}, document {d}: the scheduler retries a shard.\n"
-            )
+    note_folders(corpus, [docs_in(u) for u in range(UNITS)])
     return simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus])
 
 
