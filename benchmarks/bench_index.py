@@ -20,7 +20,7 @@ sizes measures search again without rebuilding (a million points take ~20 minute
 Prints figures with the load average; asserts nothing.
 
     .venv/bin/python benchmarks/bench_index.py [--points 20000] [--dim 384] [--queries 200] [--ef 64 128]
-        [--modes exact hnsw hnsw+int8] [--memory disk ram] [--m 16] [--ef-construct 100] [--keep DIR]
+        [--modes exact hnsw hnsw+int8] [--memory disk ram] [--m 16] [--ef-construct 100] [--segment 16384] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from scale_corpus import batches, queries
 from indexer_pipeline.index_quality import EXACT_CANDIDATES, recall_at_k
 from indexer_pipeline.metrics import percentile
 from indexer_pipeline.pipeline import BATCH_CHUNKS
+from indexer_pipeline.vectorstore import edge
 from indexer_pipeline.vectorstore.base import IndexParams
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
@@ -80,6 +81,7 @@ def peak_rss_mb() -> float:
 
 def build(folder: Path, params: IndexParams, args) -> dict:
     """Write the points, build the index, rewrite 1 %, reopen: the build's figures."""
+    edge.SEGMENT_POINTS = args.segment  # read when the shard is made
     store = EdgeStore(folder, index=params)
     store.ensure_collection(args.dim)
     with Clock() as write:  # as the product's stream writes: a persist per batch, which indexes in steps
@@ -173,6 +175,12 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=IndexParams().hnsw_m, help="HNSW links per node")
     parser.add_argument("--ef-construct", type=int, default=IndexParams().hnsw_ef_construct)
     parser.add_argument(
+        "--segment",
+        type=int,
+        default=edge.SEGMENT_POINTS,
+        help="points per segment, so per indexing step; 0: Edge's default segments, one build at the end",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where the shards are written (a temporary folder)"
     )
     parser.add_argument(
@@ -194,7 +202,7 @@ def main() -> None:
                 params = dataclasses.replace(
                     MODES[mode], on_disk=MEMORY[memory], hnsw_m=args.m, hnsw_ef_construct=args.ef_construct
                 )
-                name = f"{args.points}x{args.dim}-m{args.m}-efc{args.ef_construct}-{mode}"
+                name = f"{args.points}x{args.dim}-m{args.m}-efc{args.ef_construct}-seg{args.segment}-{mode}"
                 folder = (args.keep or Path(tmp)) / memory / name
                 folder.parent.mkdir(parents=True, exist_ok=True)
                 child = spawn.Process(target=bench, args=(mode, params, args, folder))
