@@ -20,8 +20,9 @@ indexed in the run that wrote it; the nightly clean-up calls it too.
 
 A large write is indexed in steps: a shard is made with segments of at most SEGMENT_POINTS points, and
 once the points persisted since the last optimize fill one, `persist` optimizes (indexing only those
-points, in a segment of their own) and then lets go of the folder for a moment, so a search waiting for
-the store gets in between two steps instead of after the whole build. A shard made before keeps Edge's
+points, in a segment of their own) and then, if a process is polling the folder's lock, lets go of it
+for a moment, so a search waiting for the store gets in between two steps instead of after the whole
+build. A shard made before keeps Edge's
 default segments (which a later optimize merges and re-indexes) and is indexed once, at the end.
 """
 
