@@ -28,6 +28,9 @@ FILTERS = {
     "workspace": {"workspace": "/ws/3"},  # 14 % of the points
     "workspace+role": {"workspace": "/ws/3", "role": "user"},  # 7 %
 }
+# Recall without ACORN stays below these: measured 0.920-0.957 / 0.810-0.830 over 7 / 6 builds (the graph
+# is built in parallel threads, so it differs run to run; 0.957 on a loaded CI machine).
+MISSES_WITHOUT = {"workspace": 0.97, "workspace+role": 0.9}
 NOWHERE = SparseVector([987_654], [1.0])  # a token no point holds: the sparse side finds nothing
 
 
@@ -81,7 +84,7 @@ def test_a_filtered_search_finds_exact_searchs_top_hits(shard, label):
         # The collection is hard: without ACORN the graph walk misses.
         assert (
             recall(lambda q: store.search(q, 10, filters), lambda q: store.exact_search(q, 10, filters))
-            < 0.95
+            < MISSES_WITHOUT[label]
         )
     with EdgeStore(shard, index=HARD) as store:  # the default max selectivity, 0.4
         exact = {tuple(q): store.exact_search(q, 10, filters) for q in queries()}
