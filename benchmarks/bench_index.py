@@ -70,9 +70,19 @@ def disk_mb(folder: Path) -> float:
     return sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
+def segments(folder: Path) -> tuple[set[str], set[str]]:
+    """(every segment, the segments whose dense vector has an HNSW graph), by folder name (Edge's own
+    segment.json; info() does not say)."""
+    every, hnsw = set(), set()
+    for f in folder.glob("segments/*/segment.json"):
+        every.add(f.parent.name)
+        if '"type":"hnsw"' in f.read_text():
+            hnsw.add(f.parent.name)
+    return every, hnsw
+
+
 def hnsw_segments(folder: Path) -> int:
-    """Segments whose dense vector has an HNSW graph (Edge's own segment.json; info() does not say)."""
-    return sum('"type":"hnsw"' in f.read_text() for f in folder.glob("segments/*/segment.json"))
+    return len(segments(folder)[1])
 
 
 def peak_rss_mb() -> float:

@@ -7,7 +7,7 @@ of its own, and points are written as the stream writes them: batches of BATCH_C
 the simulator's text-derived vectors), each upserted then persisted, where the store indexes a step once
 the points since the last one fill a segment, then a last optimize. Printed per segment size: the steps
 (optimize calls), the median and longest (wall and CPU s), the steps that merged earlier indexed segments
-(one gone: rebuilt into another), the median reopen between two steps, the total CPU of the optimizes and
+(one gone: rebuilt into another), the total CPU of the optimizes and
 of the whole run (writes included), the segments at the end (all, and with an HNSW graph), then dense
 search p50/p95 (query embedding excluded) and recall@10 against exact search on the same shard, and the
 load average. Prints figures; asserts nothing.
@@ -23,10 +23,9 @@ import multiprocessing
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench_index import Clock
+from bench_index import Clock, K, recall, segments, timed
 from scale_corpus import batches, queries
 
 from indexer_pipeline.metrics import percentile
@@ -34,23 +33,11 @@ from indexer_pipeline.pipeline import BATCH_CHUNKS
 from indexer_pipeline.vectorstore import edge
 from indexer_pipeline.vectorstore.edge import EdgeStore
 
-K = 10
-
-
-def segments(folder: Path) -> tuple[set[str], set[str]]:
-    """(every segment, the segments with an HNSW graph), by folder name (Edge's own segment.json)."""
-    every, hnsw = set(), set()
-    for f in folder.glob("segments/*/segment.json"):
-        every.add(f.parent.name)
-        if '"type":"hnsw"' in f.read_text():
-            hnsw.add(f.parent.name)
-    return every, hnsw
-
 
 def run(segment: int, args, folder: Path) -> None:
     edge.SEGMENT_POINTS = segment  # read at creation
-    steps, reopens, merges = [], [], 0
-    optimize, let_readers_in = EdgeStore.optimize, EdgeStore._let_readers_in
+    steps, merges = [], 0
+    optimize = EdgeStore.optimize
 
     def timed_optimize(store: EdgeStore) -> None:
         nonlocal merges
@@ -65,12 +52,7 @@ def run(segment: int, args, folder: Path) -> None:
                 f"  step {len(steps)}: {clock.wall:.1f} s ({clock.cpu:.1f} CPU s), hnsw segments {len(after)}"
             )
 
-    def timed_reopen(store: EdgeStore) -> None:
-        with Clock() as clock:
-            let_readers_in(store)
-        reopens.append(clock.wall - edge.STEP_PAUSE_S)
-
-    EdgeStore.optimize, EdgeStore._let_readers_in = timed_optimize, timed_reopen
+    EdgeStore.optimize = timed_optimize
     store = EdgeStore(folder)
     store.ensure_collection(args.dim)
     with Clock() as total:
@@ -80,20 +62,15 @@ def run(segment: int, args, folder: Path) -> None:
         store.optimize()  # the writer's last
     every, hnsw = segments(folder)
     query_vectors = [q.tolist() for q in queries(args.queries, args.points, args.dim)]
-    times, recall = [], []
-    for q in query_vectors:
-        exact = store.exact_search(q, K)
-        start = time.perf_counter()
-        hits = store.search(q, limit=K)
-        times.append((time.perf_counter() - start) * 1000)
-        recall.append(len({h.id for h in exact} & {h.id for h in hits}) / K)
+    times, found = timed(store, query_vectors)  # before exact search has read every vector
+    strict, _ = recall(found, [store.exact_search(q, K) for q in query_vectors])
     store.close()
     walls, cpus = [c.wall for c in steps], [c.cpu for c in steps]
     print(
         f"{args.points:>7} {args.dim:>4} {segment:>7} {len(steps):>5}"
         f" {statistics.median(walls):>6.1f} {statistics.median(cpus):>6.1f} {max(walls):>6.1f} {max(cpus):>6.1f}"
-        f" {merges:>6} {statistics.median(reopens or [0]):>6.2f} {sum(cpus):>7.1f} {total.cpu:>7.1f} {total.wall:>7.1f} {len(every):>4} {len(hnsw):>4}"
-        f" {percentile(times, 50):>6.2f} {percentile(times, 95):>6.2f} {sum(recall) / len(recall):>6.3f}"
+        f" {merges:>6} {sum(cpus):>7.1f} {total.cpu:>7.1f} {total.wall:>7.1f} {len(every):>4} {len(hnsw):>4}"
+        f" {percentile(times, 50):>6.2f} {percentile(times, 95):>6.2f} {strict:>6.3f}"
         f" {os.getloadavg()[0]:>4.1f}",
         flush=True,
     )
@@ -118,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'points':>7} {'dim':>4} {'segment':>7} {'steps':>5} {'p50 s':>6} {'cpu':>6} {'max s':>6}"
-        f" {'cpu':>6} {'merges':>6} {'reopen':>6} {'opt cpu':>7} {'all cpu':>7} {'wall':>7} {'segs':>4} {'hnsw':>4}"
+        f" {'cpu':>6} {'merges':>6} {'opt cpu':>7} {'all cpu':>7} {'wall':>7} {'segs':>4} {'hnsw':>4}"
         f" {'p50 ms':>6} {'p95 ms':>6} {'recall':>6} {'load':>4}"
     )
     spawn = multiprocessing.get_context("spawn")  # a fresh process per run: its CPU seconds are its own
