@@ -16,7 +16,7 @@ product's IndexParams) unless `--store` names one already built from scale_corpu
 asserts nothing.
 
     .venv/bin/python benchmarks/bench_filtered.py [--points 100000] [--dim 384] [--queries 100]
-        [--acorn 0 0.4 1.0] [--store FOLDER]
+        [--acorn 0 0.4 1.0] [--store FOLDER] [--subgraphs product|none]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from bench_index import Clock
 from scale_corpus import batches, queries
 
 from indexer_pipeline.metrics import percentile
+from indexer_pipeline.vectorstore import edge
 from indexer_pipeline.vectorstore.base import IndexParams, Range
 from indexer_pipeline.vectorstore.edge import EdgeStore, _filter
 
@@ -54,6 +55,8 @@ def filters(points: int) -> dict[str, dict | None]:
 
 
 def build(folder: Path, args) -> None:
+    if args.subgraphs == "none":  # every payload index a lookup index: no per-value HNSW subgraph
+        edge.LOOKUP_FIELDS = frozenset(edge.INDEXED_FIELDS)
     store = EdgeStore(folder, index=IndexParams())
     store.ensure_collection(args.dim)
     for chunk in batches(args.points, args.dim):
@@ -61,7 +64,11 @@ def build(folder: Path, args) -> None:
     with Clock() as clock:
         store.flush()
     store.close()
-    print(f"built {args.points} x {args.dim} in {clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU", flush=True)
+    print(
+        f"built {args.points} x {args.dim} in {clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU"
+        f" (subgraphs: {args.subgraphs})",
+        flush=True,
+    )
 
 
 def measure(folder: Path, args) -> None:
@@ -107,6 +114,12 @@ def main() -> None:
         "--acorn", type=float, nargs="+", default=[0, 0.4, 1.0], help="ACORN max_selectivity values (0: off)"
     )
     parser.add_argument("--store", type=Path, default=None, help="a shard already built from scale_corpus")
+    parser.add_argument(
+        "--subgraphs",
+        choices=["product", "none"],
+        default="product",
+        help="per-value HNSW subgraphs of the payload indexes: the product's set, or none at all",
+    )
     args = parser.parse_args()
     if args.store:
         measure(args.store, args)

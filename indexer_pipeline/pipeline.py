@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -23,7 +25,7 @@ from .catalog import Catalog
 from .chunking import chunk_document
 from .config import Settings
 from .corpus import discover_units, files_fingerprint, find_units, unit_files, unit_listing
-from .embeddings import Embedder, EmbeddingStats, make_embedder
+from .embeddings import Embedder, EmbeddingOutcome, EmbeddingStats, make_embedder
 from .embeddings import cache as embedding_cache
 from .embeddings.cache import EmbeddingCache
 from .metrics import percentile, stopwatch
@@ -366,27 +368,27 @@ class Indexer:
         Counts go into `report` when given (a stream's batches add up)."""
         report = report if report is not None else EmbedReport(provider=self.embedder.provider)
         start = time.perf_counter()
+        for group in self._embed_groups(keys, report):
+            self._finish_group(group, self._embed_texts(group.texts), report, progress)
+        report.seconds += time.perf_counter() - start
+        report.estimated_cost_usd = _estimated_cost(self.embedder, report.stats.tokens)
+        return report
+
+    def _embed_groups(self, keys: Iterable[str], report: EmbedReport) -> Iterator[_EmbedGroup]:
+        """The chunks of `keys` that need embedding, in groups of about EMBED_GROUP_CHUNKS texts; the
+        others are counted in `report` (cache hits, already stored). Yields a last group, perhaps with no
+        text, so that every unit is reported."""
         # Before anything is timed: a local model loads here, an unknown server model's size is read
         # from its record (or learned from the server, once).
         dimensions = report.dimensions = self.embedder.dimensions
         report.dimension_source = getattr(self.embedder, "dimension_source", None) or "the model's own"
-        pending: dict[str, list[str]] = {}  # cache key -> point ids waiting for it
-        texts: dict[str, Chunk] = {}  # cache key -> a chunk with that text
-        document_of: dict[str, tuple[str, str]] = {}  # point id -> (unit, doc_id)
-        units_in_group = 0
-
-        def flush() -> None:
-            nonlocal units_in_group
-            if texts:
-                self._embed_missing(texts, pending, report, document_of)
-            if progress and units_in_group:
-                progress(units_in_group)
-            pending.clear()
-            texts.clear()
-            document_of.clear()
-            units_in_group = 0
-
+        group = _EmbedGroup()
         for key in keys:
+            # Checked before a unit, not after it: a stream's batch, closed by the unit that reached
+            # the same bound, stays one group, so it is embedded while the next batch is read.
+            if len(group.texts) >= EMBED_GROUP_CHUNKS:
+                yield group
+                group = _EmbedGroup()
             chunks = self.catalog.chunks(key)
             record = self.catalog.unit(key)
             report.units += 1
@@ -407,36 +409,57 @@ class Indexer:
                     report.already_stored += 1
                     cleared[chunk.point_id] = None
                 else:
-                    pending.setdefault(ck, []).append(chunk.point_id)
-                    texts[ck] = chunk
-                    document_of[chunk.point_id] = (key, chunk.doc_id)
+                    group.pending.setdefault(ck, []).append(chunk.point_id)
+                    group.texts[ck] = chunk
+                    group.document_of[chunk.point_id] = (key, chunk.doc_id)
             if cleared:
                 self.catalog.set_chunk_errors(cleared)
-            units_in_group += 1
-            if len(texts) >= EMBED_GROUP_CHUNKS:
-                flush()
-        flush()
-        report.seconds += time.perf_counter() - start
-        report.estimated_cost_usd = _estimated_cost(self.embedder, report.stats.tokens)
-        return report
+            group.units += 1
+        yield group
+
+    def _embed_texts(self, texts: dict[str, Chunk]) -> tuple[EmbeddingOutcome, float]:
+        """The embedder's call alone, and its seconds. It touches neither the catalog nor the cache, so
+        `index` runs it beside reading and writing (see `_Embedding`)."""
+        if not texts:
+            return EmbeddingOutcome([], {}, EmbeddingStats()), 0.0
+        started = time.perf_counter()
+        chunks = list(texts.values())
+        outcome = self.embedder.embed([c.text for c in chunks], [c.tokens for c in chunks])
+        return outcome, time.perf_counter() - started
+
+    def _finish_group(
+        self,
+        group: _EmbedGroup,
+        embedded: tuple[EmbeddingOutcome, float],
+        report: EmbedReport,
+        progress: Progress | None,
+    ) -> None:
+        self._keep_vectors(group.texts, group.pending, embedded, report, group.document_of)
+        if progress and group.units:
+            progress(group.units)
 
     def _embed_missing(
+        self, texts: dict[str, Chunk], pending: dict[str, list[str]], report: EmbedReport
+    ) -> dict[str, np.ndarray]:
+        """Embed `texts` (cache key -> a chunk with that text) now; see `_keep_vectors`."""
+        return self._keep_vectors(texts, pending, self._embed_texts(texts), report)
+
+    def _keep_vectors(
         self,
         texts: dict[str, Chunk],
         pending: dict[str, list[str]],
+        embedded: tuple[EmbeddingOutcome, float],
         report: EmbedReport,
         document_of: dict[str, tuple[str, str]] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Embed `texts` (cache key -> a chunk with that text), cache the vectors and record errors;
-        returns the vectors. The chunks' token counts go along, so the engine need not count again.
-        `document_of` (point id -> (unit, doc_id)) counts the documents embedded, for throughput."""
-        keys = list(texts)
-        started = time.perf_counter()
-        outcome = self.embedder.embed([texts[k].text for k in keys], [texts[k].tokens for k in keys])
-        report.embedding_seconds += time.perf_counter() - started
+        """Cache the vectors `_embed_texts` returned for `texts` and record each chunk's error or its
+        success; returns the vectors. `document_of` (point id -> (unit, doc_id)) counts the documents
+        embedded, for throughput."""
+        outcome, seconds = embedded
+        report.embedding_seconds += seconds
         report.stats.merge(outcome.stats)
         fresh, errors, documents = {}, {}, set()
-        for i, ck in enumerate(keys):
+        for i, ck in enumerate(texts):
             vector = outcome.vectors[i]
             if vector is None:
                 # The API may quote its input back: the reason is stored, so it is redacted too.
@@ -453,7 +476,7 @@ class Indexer:
             self.cache.put_many(fresh)
         self.catalog.set_chunk_errors(errors)
         if outcome.errors:
-            self.log(f"{len(outcome.errors)} of {len(keys)} texts could not be embedded")
+            self.log(f"{len(outcome.errors)} of {len(texts)} texts could not be embedded")
         return fresh
 
     # -- stage 3: the vector store ---------------------------------------------------------------
@@ -664,17 +687,22 @@ class Indexer:
     def index(
         self, units: Iterable[SourceUnit], progress: Progress | None = None
     ) -> tuple[ReadReport, EmbedReport, WriteReport]:
-        """Read → embed → write in batches of at most `batch_units` units / `batch_chunks` chunks: each
-        batch is durable and recorded before the next is read, so memory does not grow with the corpus.
+        """Read → embed → write in batches of at most `batch_units` units / `batch_chunks` chunks, each
+        durable and recorded before the next is written, so memory does not grow with the corpus.
+        With a remote embedder a batch's texts are embedded in the background while the batch before
+        is written and the next one read: the API's wait hides the product's own work, and the other
+        way round. So one batch is read ahead of the one written, never more.
         A unit not read again whose last write is the one it would get now (`indexed_key`) is neither
         embedded nor written, once the store is seen to hold as many of its points as recorded.
         The reports add up over the batches; the vector index is built once, at the end."""
         read, written = ReadReport(), WriteReport()
         embedded = EmbedReport(provider=self.embedder.provider)
         store: VectorStore | None = None
-        batch: list[str] = []
+        batch: list[str] = []  # being read
+        ready: list[str] | None = None  # every vector cached: written while the next batch embeds
+        in_flight: tuple[_EmbedGroup, Future] | None = None
         chunks = 0
-        writes = 0
+        batches = 0
         # One query for every unit, not three per unit: an unchanged re-run asks nothing else per unit.
         written_before = self.catalog.written_units()
         # A unit not read again and written before -> (read key, chunks): checked against the store once.
@@ -685,46 +713,80 @@ class Indexer:
             batch.append(key)
             chunks += n
             if len(batch) >= self.batch_units or chunks >= self.batch_chunks:
-                write()
+                embed()
+
+        def finish() -> None:
+            """Wait for the group in flight, then cache its vectors."""
+            nonlocal in_flight
+            if in_flight is not None:
+                group, answer = in_flight
+                in_flight = None
+                self._finish_group(group, answer.result(), embedded, progress)
+
+        def embed() -> None:
+            nonlocal in_flight, ready, chunks, batches
+            start = time.perf_counter()
+            for group in self._embed_groups(batch, embedded):
+                if in_flight is not None:
+                    _join(group, in_flight[0])
+                    finish()  # cached before the next group is sent: no text is embedded twice
+                if group.texts and self.embedder.remote:
+                    in_flight = group, _in_background(self._embed_texts, group.texts)
+                else:
+                    self._finish_group(group, self._embed_texts(group.texts), embedded, progress)
+            embedded.seconds += time.perf_counter() - start
+            write()  # the batch before, whose last group `finish` has just cached
+            ready = list(batch)
+            batch.clear()
+            chunks = 0
+            batches += 1
 
         def write() -> None:
-            nonlocal store, chunks, writes
-            self.embed_units(batch, progress, embedded)
+            nonlocal store, ready
+            if ready is None:
+                return
             start = time.perf_counter()
             if store is None:  # opened once the first batch is embedded: a reader waits only from here
                 store = self._store_to_write()
-            self._write(store, batch, written, progress)
+            self._write(store, ready, written, progress)
             written.seconds += time.perf_counter() - start
-            batch.clear()
-            chunks = 0
-            writes += 1
+            ready = None
 
-        for key, n, read_key in _timed(self._read(units, read, progress), read):
-            if read_key is not None and key in written_before:
-                unread[key] = (read_key, n)
-            else:
-                add(key, n)
-        if unread:
-            start = time.perf_counter()
-            if store is None:
-                store = self._store_to_write()
-            # One facet for the whole collection: a unit deleted by hand, or a collection wiped or made
-            # anew under the same name, holds fewer points than the catalog recorded.
-            held = store.units()
-            written.seconds += time.perf_counter() - start
-            for key, (read_key, n) in unread.items():
-                indexed_key, documents, rejected, points = written_before[key]
-                if indexed_key == self.indexed_key(read_key, store) and held.get(key, 0) == points == n:
-                    _already_indexed(embedded, written, key, documents, rejected, n)
-                    if progress:
-                        progress(2)  # its embed and write steps
+        try:
+            for key, n, read_key in _timed(self._read(units, read, progress), read):
+                if read_key is not None and key in written_before:
+                    unread[key] = (read_key, n)
                 else:
                     add(key, n)
-        if batch or not writes:  # no write at all: the collection is still made (or its size checked)
+            if unread:
+                start = time.perf_counter()
+                if store is None:
+                    store = self._store_to_write()
+                # One facet for the whole collection: a unit deleted by hand, or a collection wiped or
+                # made anew under the same name, holds fewer points than the catalog recorded.
+                held = store.units()
+                written.seconds += time.perf_counter() - start
+                for key, (read_key, n) in unread.items():
+                    indexed_key, documents, rejected, points = written_before[key]
+                    if indexed_key == self.indexed_key(read_key, store) and held.get(key, 0) == points == n:
+                        _already_indexed(embedded, written, key, documents, rejected, n)
+                        if progress:
+                            progress(2)  # its embed and write steps
+                    else:
+                        add(key, n)
+            if batch or not batches:  # no write at all: the collection is still made (or its size checked)
+                embed()
+            start = time.perf_counter()
+            finish()
+            embedded.seconds += time.perf_counter() - start
             write()
+        finally:
+            if in_flight is not None:  # a failure elsewhere: nothing waits for these texts any more
+                in_flight[1].cancel()
         start = time.perf_counter()
         store.optimize()
         written.seconds += time.perf_counter() - start
+        embedded.estimated_cost_usd = _estimated_cost(self.embedder, embedded.stats.tokens)
         return read, embedded, written
 
     # -- reading the index ------------------------------------------------------------------------
@@ -758,6 +820,42 @@ def _already_indexed(
     written.points_expected += chunks
     written.unchanged += chunks
     written.unit_counts[key] = (documents, documents)
+
+
+@dataclass
+class _EmbedGroup:
+    """Chunks of a few units that need vectors: what one call of the embedder gets."""
+
+    texts: dict[str, Chunk] = field(default_factory=dict)  # cache key -> a chunk with that text
+    pending: dict[str, list[str]] = field(default_factory=dict)  # cache key -> point ids waiting for it
+    document_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # point id -> (unit, doc_id)
+    units: int = 0
+
+
+def _join(group: _EmbedGroup, in_flight: _EmbedGroup) -> None:
+    """Texts of `group` that `in_flight` is already embedding wait for its answer instead (a text shared
+    by units of two groups, such as a repeated prompt); only `in_flight`'s waiting lists change."""
+    for ck in [ck for ck in group.texts if ck in in_flight.texts]:
+        del group.texts[ck]
+        ids = group.pending.pop(ck)
+        in_flight.pending[ck].extend(ids)
+        in_flight.document_of.update((pid, group.document_of.pop(pid)) for pid in ids)
+
+
+def _in_background(fn: Callable, *args) -> Future:
+    """`fn(*args)` in a thread of its own. A daemon thread rather than an executor's: an interrupted
+    run must not wait at exit for requests nobody will use (the embedder's close() ends them)."""
+    future: Future = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller of result()
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="embed", daemon=True).start()
+    return future
 
 
 def _timed(items: Iterator[tuple], report: ReadReport) -> Iterator[tuple]:

@@ -246,6 +246,32 @@ def test_calls_reuse_the_engines_connections(simulator):
     e.close()
 
 
+def test_close_ends_an_embed_waiting_in_another_thread():
+    """The pipeline embeds in a thread of its own: an interrupted run closes the engine, and the call in
+    flight ends (CancelledError) instead of waiting for an answer nobody will use."""
+    from concurrent.futures import CancelledError
+
+    with EmbeddingSimulator(dimensions=TEST_DIMENSIONS, latency_ms=3_000) as sim:
+        e = embedder(sim)
+        failures: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                e.embed(["an answer that takes three seconds"])
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while sim.stats()["requests"] == 0 and time.monotonic() < deadline:  # wait until it is in flight
+            time.sleep(0.02)
+        e.close()
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "the call kept waiting after close()"
+    assert len(failures) == 1 and isinstance(failures[0], CancelledError)
+
+
 def test_search_queries_share_one_connection(corpus_env, simulator):
     from indexer_pipeline.pipeline import Indexer
     from indexer_pipeline.search import SearchRequest, search

@@ -1,6 +1,6 @@
 """Indexing streams in bounded batches (issue 12, item 2): each batch of units is read, embedded, written,
-made durable and recorded in the catalog before the next batch is read, and the vector index is built
-once, at the end. Real Qdrant Edge store (watched at each persist), the embeddings simulator."""
+made durable and recorded in the catalog before the next batch is written, at most one batch is read
+ahead (embedded while the one before is written), and the vector index is built once, at the end. Real Qdrant Edge store (watched at each persist), the embeddings simulator."""
 
 from __future__ import annotations
 
@@ -59,16 +59,17 @@ class WatchedStore(EdgeStore):
         super().close()
 
 
-def batches_of(events: list[tuple]) -> list[list[str]]:
-    """The units each persist made durable: read, not yet recorded as indexed. Checks on the way that
-    the previous batch was recorded before the next was read, and that nothing was read ahead."""
-    batches, recorded = [], set()
-    for _, read, indexed, _ in events:
+def batches_of(events: list[tuple]) -> tuple[list[list[str]], list[list[str]]]:
+    """The units each persist made durable, and those read at that moment but not yet written. Checks
+    on the way that each batch was recorded as indexed before the next was written."""
+    batches, read_ahead, recorded = [], [], set()
+    for _, read, indexed, durable in events:
         assert indexed == recorded, "the previous batch was not recorded as indexed before the next"
-        batch = sorted(read - indexed)
+        batch = sorted(set(durable) - recorded)
         batches.append(batch)
-        recorded = read
-    return batches
+        read_ahead.append(sorted(read - recorded - set(batch)))
+        recorded |= set(batch)
+    return batches, read_ahead
 
 
 def test_index_streams_bounded_batches_each_durable_before_the_next(settings):
@@ -86,8 +87,10 @@ def test_index_streams_bounded_batches_each_durable_before_the_next(settings):
 
     persists = [e for e in store.events if e[0] == "persist"]
     assert store.events[-1] == ("optimize",) and store.events.count(("optimize",)) == 1
-    batches = batches_of(persists)
+    batches, read_ahead = batches_of(persists)
     assert [k for b in batches for k in b] == keys  # in order, each unit in exactly one batch
+    # The next batch is read (and embedded, in the background) while one is written; never more.
+    assert read_ahead == batches[1:] + [[]]
     for i, batch in enumerate(batches):
         held = sum(chunks[k] for k in batch)
         assert len(batch) <= BATCH_UNITS
@@ -129,3 +132,20 @@ def test_write_units_over_a_range_records_in_bounded_batches(settings):
         recorded |= batch
     assert len(persists) > UNITS // BATCH_UNITS
     assert indexed == recorded == set(keys) and written.upserted == 3 * UNITS - 3
+
+
+def test_a_text_shared_across_batches_is_embedded_once(tmp_path, simulator):
+    """While one batch embeds in the background the next is looked up in the cache: a text both hold
+    (a prompt repeated in every task) waits for the answer in flight instead of being sent again."""
+    corpus = tmp_path / "corpus"
+    note_folders(corpus, [2] * 6)
+    for folder in corpus.iterdir():
+        (folder / "shared.txt").write_text("The same runbook note, copied into every folder.\n")
+    settings = simulator_settings(simulator, tmp_path / "data", corpus_dirs=[corpus])
+    with Indexer(settings, batch_units=2, batch_chunks=1000) as ix:
+        read, embedded, written = ix.index(ix.units())
+    distinct = 6 * 2 + 1
+    assert read.chunks == written.upserted == 6 * 3
+    assert simulator.stats()["inputs"] == embedded.stats.inputs == distinct
+    assert embedded.embedded + embedded.cache_hits == 6 * 3 and embedded.failed == 0
+    assert written.success_rate == 1.0

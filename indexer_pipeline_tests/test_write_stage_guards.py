@@ -35,6 +35,7 @@ class _RefusingEmbedder:
     """An API that refuses every input with a reason carrying a key (a proxy echoing its config)."""
 
     provider, model, dimensions, max_input_tokens = "openai", "refusing", TEST_DIMENSIONS, 8192
+    remote = True
 
     def __init__(self, real):
         self.token_offsets, self.count_tokens = real.token_offsets, real.count_tokens

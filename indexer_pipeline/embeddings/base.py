@@ -62,6 +62,9 @@ class Embedder(Protocol):
     model: str
     dimensions: int  # the vectors' size: configured, published, recorded, or learned from the server
     max_input_tokens: int  # the longest single input the model takes
+    # embed() sends the texts to a server and waits, sharing nothing with count_tokens/token_offsets:
+    # the pipeline may call it in a thread of its own while it reads and writes.
+    remote: bool
 
     def count_tokens(self, text: str) -> int: ...
 

@@ -51,6 +51,9 @@ def _load(model: str):
 
 class LocalEmbedder:
     provider = "local"
+    # Not in a thread beside the chunker: the model's fast tokenizer is shared with token_offsets and
+    # refuses concurrent use ("Already borrowed"), and torch keeps every core busy anyway.
+    remote = False
 
     def __init__(self, model: str = DEFAULT_MODEL):
         self.model = model

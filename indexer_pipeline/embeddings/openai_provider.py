@@ -91,6 +91,7 @@ def _retry_after(headers) -> float | None:
 
 class OpenAIEmbedder:
     provider = "openai"
+    remote = True
     max_input_tokens = MAX_INPUT_TOKENS
 
     def __init__(
@@ -210,15 +211,23 @@ class OpenAIEmbedder:
         return tokens * USD_PER_MILLION_TOKENS.get(self.model, 0.0) / 1e6
 
     def close(self) -> None:
-        """Close the client and end its loop's thread; a later embed() starts them again."""
+        """End the requests in flight (an embed() waiting in another thread raises CancelledError), close
+        the client and end its loop's thread; a later embed() starts them again."""
         with self._loop_lock:
             loop, self._loop = self._loop, None
         if loop is None:
             return
-        if self._client is not None:
-            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(timeout=10)
-            self._client = None
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
+
+    async def _shutdown(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _run(self, coroutine) -> None:
         """Run `coroutine` on the embedder's own loop and wait for it: callable from any thread, with or
