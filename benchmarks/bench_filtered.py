@@ -16,7 +16,8 @@ product's IndexParams) unless `--store` names one already built from scale_corpu
 asserts nothing.
 
     .venv/bin/python benchmarks/bench_filtered.py [--points 100000] [--dim 384] [--queries 100]
-        [--acorn 0 0.4 1.0] [--store FOLDER] [--subgraphs product|none]
+        [--acorn 0 0.4 1.0] [--store FOLDER] [--ef-construct 100]
+        [--subgraphs product|none]
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def filters(points: int) -> dict[str, dict | None]:
 def build(folder: Path, args) -> None:
     if args.subgraphs == "none":  # every payload index a lookup index: no per-value HNSW subgraph
         edge.LOOKUP_FIELDS = frozenset(edge.INDEXED_FIELDS)
-    store = EdgeStore(folder, index=IndexParams())
+    store = EdgeStore(folder, index=dataclasses.replace(IndexParams(), hnsw_ef_construct=args.ef_construct))
     store.ensure_collection(args.dim)
     for chunk in batches(args.points, args.dim):
         store.upsert(chunk)
@@ -66,7 +67,7 @@ def build(folder: Path, args) -> None:
     store.close()
     print(
         f"built {args.points} x {args.dim} in {clock.wall:.0f} s wall, {clock.cpu:.0f} s CPU"
-        f" (subgraphs: {args.subgraphs})",
+        f" (ef_construct {args.ef_construct}, subgraphs: {args.subgraphs})",
         flush=True,
     )
 
@@ -114,6 +115,7 @@ def main() -> None:
         "--acorn", type=float, nargs="+", default=[0, 0.4, 1.0], help="ACORN max_selectivity values (0: off)"
     )
     parser.add_argument("--store", type=Path, default=None, help="a shard already built from scale_corpus")
+    parser.add_argument("--ef-construct", type=int, default=IndexParams().hnsw_ef_construct)
     parser.add_argument(
         "--subgraphs",
         choices=["product", "none"],
