@@ -140,7 +140,7 @@ class Settings(BaseModel):
     # -- the dense index (fixed when the collection is created; measured by benchmarks/bench_index.py)
     hnsw_m: PositiveInt = setting("QDRANT_HNSW_M", 16, "HNSW links per point, at collection creation")
     hnsw_ef_construct: PositiveInt = setting(
-        "QDRANT_HNSW_EF_CONSTRUCT", 100, "HNSW candidates while building, at collection creation"
+        "QDRANT_HNSW_EF_CONSTRUCT", 64, "HNSW candidates while building, at collection creation"
     )
     hnsw_ef: PositiveInt = setting(
         "QDRANT_HNSW_EF", 256, "HNSW candidates while searching: higher is slower and nearer exact"
