@@ -7,7 +7,8 @@ flushed (the index is built). Each command then runs `--runs` times as a new pro
 embedded by the simulator on 127.0.0.1. "Cold" is a new process; the OS page cache stays warm (dropping
 it needs root), so a first command after a reboot also pays the disk reads. Then `search.search` runs
 `--queries` times in this process, query embedding included (item 4: p95 < 25 ms at 100,000 points),
-as an MCP server or a UI answers. Prints figures; asserts nothing.
+as an MCP server or a UI answers. Also prints how much of the store the page cache holds before and
+after one command opens it (`fincore`). Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_cold.py --points 100000 [--dim 384] [--data-dir /tmp/edgescale-cold]
 """
@@ -68,6 +69,18 @@ def run(args: list[str], env: dict) -> tuple[float, float, float]:
     return float(wall), float(user) + float(system), int(rss_kb) / 1024
 
 
+def resident_mb(folder: Path) -> float:
+    """MB of the store's files in the OS page cache (util-linux `fincore`), or -1 without it."""
+    files = [str(f) for f in folder.rglob("*") if f.is_file()]
+    try:
+        out = subprocess.run(
+            ["fincore", "-b", "-n", "-r", "-o", "RES", *files], capture_output=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return -1.0
+    return sum(int(n) for n in out.stdout.split()) / 2**20
+
+
 def searches(settings: Settings, queries: list[str], **request) -> list[float]:
     """ms of each `search.search` in this process, the query embedded by the simulator (issue 12, item 4)."""
     times = []
@@ -102,6 +115,18 @@ def main() -> None:
         settings = Settings(data_dir=data_dir)
         if not settings.edge_path.exists():
             build(settings, args.points, args.dim)
+        # Edge drops a memory-mapped store's files from the page cache when it opens them, so every
+        # new process reads the store from disk however much of it the OS held.
+        for f in settings.edge_path.rglob("*"):
+            if f.is_file():
+                with f.open("rb") as fh:
+                    while fh.read(1 << 24):
+                        pass
+        before = resident_mb(settings.edge_path)
+        run(["status", "--json"], env)
+        print(
+            f"store in the page cache: {before:.0f} MB, after one `status`: {resident_mb(settings.edge_path):.0f} MB"
+        )
         print(
             f"{'command':<8} {'points':>8} {'dim':>5} {'wall p50':>8} {'max':>6} {'cpu s':>6} {'RSS MB':>7} load"
         )
